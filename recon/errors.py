@@ -11,3 +11,7 @@ class ReconError(Exception):
     def __init__(self, message: str, path: str | Path | None = None) -> None:
         self.path = Path(path) if path is not None else None
         super().__init__(f"{path}: {message}" if path is not None else message)
+
+
+class NoCameras(ReconError):
+    """A folder holds images but no camera files: the poses stage must estimate them."""
