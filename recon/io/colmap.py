@@ -1,0 +1,228 @@
+"""COLMAP models: read `sparse/0` (text or binary, through pycolmap) and write a text model.
+
+COLMAP's camera is already OpenCV's (x right, y down, z forward; pixel centres at +0.5), and its
+`cam_from_world` is our world_to_cam, so poses need no axis change. Lens distortion is NOT undone:
+K keeps the pinhole part and the coefficients go to `scene.meta["distortion"][view.name]` as
+OpenCV-named values {"model", "k1", "k2", "p1", "p2"} for stages that want to undistort.
+
+Layout: DATASET/images/NAME + DATASET/sparse/0/{cameras,images,points3D}.{txt,bin}. Also accepted:
+the model folder itself, DATASET/sparse/, or any direct subfolder holding a model (e.g. lund_door's
+colmap_ground_truth/). Masks, optional: DATASET/masks/NAME.png or DATASET/masks/STEM.png.
+View.index is the view's position in the registered images sorted by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from recon.errors import ReconError
+from recon.io.images import ImageSpec, load_views, save_image, save_mask, select
+from recon.scene import Camera, Scene
+
+# model name → (names of its parameters in COLMAP order); the first entries are the pinhole part.
+SUPPORTED_MODELS: dict[str, tuple[str, ...]] = {
+    "SIMPLE_PINHOLE": ("f", "cx", "cy"),
+    "PINHOLE": ("fx", "fy", "cx", "cy"),
+    "SIMPLE_RADIAL": ("f", "cx", "cy", "k1"),
+    "RADIAL": ("f", "cx", "cy", "k1", "k2"),
+    "OPENCV": ("fx", "fy", "cx", "cy", "k1", "k2", "p1", "p2"),
+}
+_MODEL_FILES = ("cameras", "images", "points3D")
+
+
+def is_colmap_model(folder: Path) -> bool:
+    """True if `folder` holds cameras/images(/points3D) in text or binary form."""
+    return any(all((folder / f"{n}.{ext}").is_file() for n in _MODEL_FILES[:2]) for ext in ("txt", "bin"))
+
+
+def find_colmap_model(folder: str | Path) -> Path | None:
+    """The model folder for a dataset folder: itself, sparse/0, sparse, any sparse/*, or any direct
+    subfolder holding a model (first in that order), else None."""
+    folder = Path(folder)
+    candidates = [folder, folder / "sparse" / "0", folder / "sparse"]
+    if (folder / "sparse").is_dir():
+        candidates += sorted(p for p in (folder / "sparse").iterdir() if p.is_dir())
+    if folder.is_dir():
+        candidates += sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return next((c for c in candidates if c.is_dir() and is_colmap_model(c)), None)
+
+
+def _intrinsics(model: str, params: np.ndarray, where: Path, camera_id: int) -> tuple[np.ndarray, dict | None]:
+    """(K [3,3], OpenCV-named distortion dict or None) from a COLMAP camera."""
+    if model not in SUPPORTED_MODELS:
+        raise ReconError(
+            f"camera {camera_id} uses the {model} model; recon reads {', '.join(SUPPORTED_MODELS)} "
+            "(undistort the images first, e.g. with `colmap image_undistorter`)",
+            where,
+        )
+    p = dict(zip(SUPPORTED_MODELS[model], (float(x) for x in params)))
+    fx, fy = (p["f"], p["f"]) if "f" in p else (p["fx"], p["fy"])
+    K = np.array([[fx, 0.0, p["cx"]], [0.0, fy, p["cy"]], [0.0, 0.0, 1.0]])
+    if model in ("SIMPLE_PINHOLE", "PINHOLE"):
+        return K, None
+    dist = {"model": model, **{k: p.get(k, 0.0) for k in ("k1", "k2", "p1", "p2")}}
+    return K, dist
+
+
+def _load_reconstruction(model_dir: Path):  # -> pycolmap.Reconstruction (imported lazily: heavy)
+    import pycolmap
+
+    try:
+        return pycolmap.Reconstruction(str(model_dir))
+    except Exception as e:  # pycolmap raises ValueError/RuntimeError with a C++ file:line prefix
+        msg = str(e).split("] ", 1)[-1].splitlines()[0]
+        raise ReconError(f"cannot read the COLMAP model: {msg}", model_dir) from None
+
+
+def _images_folder(root: Path, model_dir: Path, downscale: float) -> tuple[Path, float]:
+    """(folder with the images, downscale still to apply). Prefers a pre-shrunk `images_N`."""
+    bases = [root, model_dir.parent, model_dir.parent.parent]
+    if float(downscale).is_integer() and downscale > 1:
+        for b in bases:
+            if (b / f"images_{int(downscale)}").is_dir():
+                return b / f"images_{int(downscale)}", 1
+    for b in bases:
+        if (b / "images").is_dir():
+            return b / "images", downscale
+    raise ReconError("no images/ folder next to the COLMAP model", root)
+
+
+def _mask_file(root: Path, image_name: str) -> Path:
+    masks = root / "masks"
+    for cand in (masks / f"{image_name}.png", masks / Path(image_name).with_suffix(".png")):
+        if cand.is_file():
+            return cand
+    return masks / Path(image_name).with_suffix(".png")
+
+
+def read_colmap(
+    path: str | Path,
+    *,
+    downscale: float = 1,
+    max_size: int | None = None,
+    with_masks: bool | None = None,
+    indices: Sequence[int] | None = None,
+) -> Scene:
+    """Read a COLMAP dataset (see the module docstring for the layout) into a Scene.
+
+    Only registered images (with a pose) become views. Points and their colours come from
+    points3D. meta: "format", "model_dir", "distortion" (per view name, when the model has any),
+    "image_files" (view name → path).
+    """
+    path = Path(path)
+    model_dir = find_colmap_model(path)
+    if model_dir is None:
+        raise ReconError("no COLMAP model (cameras/images .txt or .bin) found here or in sparse/0", path)
+    root = path if path != model_dir else model_dir.parent.parent
+    rec = _load_reconstruction(model_dir)
+    images = sorted((im for im in rec.images.values() if im.has_pose), key=lambda im: im.name)
+    if not images:
+        raise ReconError("the COLMAP model has no registered images", model_dir)
+    img_dir, rest = _images_folder(root, model_dir, downscale)
+    cam_file = next((model_dir / f"cameras.{e}" for e in ("txt", "bin") if (model_dir / f"cameras.{e}").is_file()))
+
+    specs, distortion, files = [], {}, {}
+    for idx, im in enumerate(images):
+        cam = rec.cameras[im.camera_id]
+        K, dist = _intrinsics(cam.model.name, np.asarray(cam.params), cam_file, im.camera_id)
+        w2c = np.eye(4)
+        w2c[:3] = im.cam_from_world().matrix()
+        name = Path(im.name).stem
+        image_path = img_dir / im.name
+        if not image_path.is_file():
+            raise ReconError(f"image {im.name!r} of the COLMAP model is missing from {img_dir}", image_path)
+        specs.append(ImageSpec(name, idx, Camera(K, w2c, cam.width, cam.height), image_path, _mask_file(root, im.name)))
+        files[name] = str(image_path)
+        if dist is not None:
+            distortion[name] = dist
+
+    specs = select(specs, indices, path)
+    views = load_views(specs, downscale=rest, max_size=max_size, with_masks=with_masks)
+    pts = list(rec.points3D.values())
+    points = np.array([p.xyz for p in pts], dtype=np.float64).reshape(-1, 3)
+    colors = np.array([p.color for p in pts], dtype=np.float32).reshape(-1, 3) / 255.0
+    meta = {"format": "colmap", "model_dir": str(model_dir), "image_files": files}
+    if distortion:
+        meta["distortion"] = {v.name: distortion[v.name] for v in views if v.name in distortion}
+    return Scene(views=views, points=points if len(points) else None, point_colors=colors if len(points) else None,
+                 source=str(path), meta=meta)
+
+
+def _camera_line(camera: Camera, dist: dict | None) -> tuple[str, tuple[float, ...]]:
+    """(model, params) for a Camera: PINHOLE, or OPENCV when distortion is known."""
+    K = camera.K
+    pinhole = (K[0, 0], K[1, 1], K[0, 2], K[1, 2])
+    if dist is None or not any(dist.get(k, 0.0) for k in ("k1", "k2", "p1", "p2")):
+        return "PINHOLE", pinhole
+    return "OPENCV", pinhole + tuple(float(dist.get(k, 0.0)) for k in ("k1", "k2", "p1", "p2"))
+
+
+def write_colmap(
+    scene: Scene,
+    folder: str | Path,
+    *,
+    save_images: bool = False,
+    image_names: dict[str, str] | None = None,
+) -> Path:
+    """Write `folder/sparse/0/{cameras,images,points3D}.txt` for `scene`; return that model folder.
+
+    Cameras with equal intrinsics and size share one COLMAP camera (PINHOLE, or OPENCV where
+    scene.meta["distortion"] has coefficients for the view). Images carry no 2D observations and
+    points no tracks (both are legal in COLMAP's text format). Image names: `image_names[view.name]`,
+    else the file name recorded in meta["image_files"], else NAME.png. `save_images=True` also
+    writes every view as `folder/images/NAME.png` (and masks as `folder/masks/NAME.png`), so the
+    folder reads back with `read_colmap`.
+    """
+    folder = Path(folder)
+    model_dir = folder / "sparse" / "0"
+    model_dir.mkdir(parents=True, exist_ok=True)
+    files = scene.meta.get("image_files", {})
+    distortion = scene.meta.get("distortion", {})
+
+    cam_ids: dict[tuple, int] = {}
+    cam_lines, img_lines = [], []
+    for i, v in enumerate(scene.views, start=1):
+        model, params = _camera_line(v.camera, distortion.get(v.name))
+        key = (model, v.camera.width, v.camera.height, *np.round(params, 9))
+        if key not in cam_ids:
+            cam_ids[key] = len(cam_ids) + 1
+            cam_lines.append(f"{cam_ids[key]} {model} {v.camera.width} {v.camera.height} " + " ".join(f"{p:.10g}" for p in params))
+        if save_images:
+            fname = f"{v.name}.png"
+        elif image_names and v.name in image_names:
+            fname = image_names[v.name]
+        else:
+            fname = Path(files[v.name]).name if v.name in files else f"{v.name}.png"
+        R, t = v.camera.world_to_cam[:3, :3], v.camera.world_to_cam[:3, 3]
+        q = Rotation.from_matrix(R).as_quat(scalar_first=True)  # COLMAP stores QW QX QY QZ
+        img_lines.append(f"{i} " + " ".join(f"{x:.17g}" for x in (*q, *t)) + f" {cam_ids[key]} {fname}\n")
+
+    header = "# written by recon\n"
+    (model_dir / "cameras.txt").write_text(
+        header + "# CAMERA_ID, MODEL, WIDTH, HEIGHT, PARAMS[]\n" + "".join(line + "\n" for line in cam_lines))
+    (model_dir / "images.txt").write_text(
+        header + "# IMAGE_ID, QW, QX, QY, QZ, TX, TY, TZ, CAMERA_ID, NAME\n#   POINTS2D[] as (X, Y, POINT3D_ID)\n"
+        + "".join(img_lines))
+    pts = [] if scene.points is None else scene.points
+    cols = scene.point_colors if scene.point_colors is not None else np.full((len(pts), 3), 0.5)
+    rgb = np.clip(np.round(np.asarray(cols) * 255), 0, 255).astype(int)
+    with open(model_dir / "points3D.txt", "w") as f:
+        f.write(header + "# POINT3D_ID, X, Y, Z, R, G, B, ERROR, TRACK[] as (IMAGE_ID, POINT2D_IDX)\n")
+        for j, (p, c) in enumerate(zip(pts, rgb), start=1):
+            f.write(f"{j} {p[0]:.17g} {p[1]:.17g} {p[2]:.17g} {c[0]} {c[1]} {c[2]} 0\n")
+    if save_images:
+        _save_pngs(scene, folder)
+    return model_dir
+
+
+def _save_pngs(scene: Scene, folder: Path) -> None:
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    for v in scene.views:
+        save_image(folder / "images" / f"{v.name}.png", v.image)
+        if v.mask is not None:
+            (folder / "masks").mkdir(exist_ok=True)
+            save_mask(folder / "masks" / f"{v.name}.png", v.mask)
