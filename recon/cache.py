@@ -1,0 +1,93 @@
+"""Artifact cache: each stage's output lives in RUN/cache/STAGE-KEY/, keyed by a hash of its inputs'
+keys and its own config, so a rerun with a changed later stage reuses everything before it.
+Writes are atomic (temp file + rename): an interrupted run never leaves a half-written artifact."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import pickle
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def config_digest(obj: Any) -> str:
+    """A stable short hash of a (nested) config dataclass / dict / value."""
+    return hashlib.sha256(json.dumps(_plain(obj), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def chain_key(stage: str, version: int, config: Any, input_keys: list[str]) -> str:
+    """The key of a stage's artifact: its name, code version, config and the keys of its inputs."""
+    return config_digest({"stage": stage, "version": version, "config": config, "inputs": input_keys})
+
+
+def files_digest(paths: list[Path]) -> str:
+    """Identify input files by path, size and modification time (cheap; content hashing of large
+    photo sets would dominate a cached rerun)."""
+    entries = []
+    for p in sorted(paths):
+        st = p.stat()
+        entries.append((str(p.resolve()), st.st_size, int(st.st_mtime)))
+    return config_digest(entries)
+
+
+def _plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(_plain(obj), indent=2, default=str) + "\n")
+
+
+class ArtifactStore:
+    """RUN/cache/<stage>-<key>/artifact.pkl (+ any files the stage writes into that folder)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.root = Path(run_dir) / "cache"
+
+    def folder(self, stage: str, key: str) -> Path:
+        return self.root / f"{stage}-{key}"
+
+    def has(self, stage: str, key: str) -> bool:
+        return (self.folder(stage, key) / "artifact.pkl").exists()
+
+    def load(self, stage: str, key: str) -> Any:
+        with open(self.folder(stage, key) / "artifact.pkl", "rb") as f:
+            return pickle.load(f)
+
+    def save(self, stage: str, key: str, artifact: Any) -> None:
+        atomic_write_bytes(self.folder(stage, key) / "artifact.pkl", pickle.dumps(artifact, protocol=4))
+
+    def drop(self, stage: str) -> None:
+        """Forget every cached artifact of `stage` (for --force)."""
+        if self.root.exists():
+            for d in self.root.glob(f"{stage}-*"):
+                shutil.rmtree(d, ignore_errors=True)

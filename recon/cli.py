@@ -1,0 +1,215 @@
+"""recon's command line: `recon run | eval | view | export`, each a tyro dataclass with `main()`.
+
+Preset values are applied first (configs/NAME.yaml), then any `--config.SECTION.FIELD` flag.
+A ReconError prints as one line naming the file and the problem, and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional
+
+import tyro
+
+from recon.errors import ReconError
+from recon.pipeline import STAGE_NAMES, RunConfig
+
+StageArg = Literal["ingest", "poses", "filters", "init", "optimize", "repair", "stylize", "export"]
+
+
+@dataclass
+class Run:
+    """Reconstruct a splat from a folder of photos (with or without camera files)."""
+
+    images: Path
+    """Folder of photos, or a dataset folder (COLMAP, transforms.json, DTU, LLFF, Middlebury)."""
+    out: Path = Path("runs/latest")
+    """Run folder: splat.ply, cameras.json, renders/, run.json, run.log, and the stage cache."""
+    preset: str = "default"
+    """Preset from configs/ (fast, default, quality) or a path to a .yaml file."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where to optimise: auto = CUDA when available, else CPU."""
+    until: Optional[StageArg] = None
+    """Stop after this stage."""
+    force: Optional[StageArg] = None
+    """Recompute this stage and every stage after it, even when cached."""
+    viewer: bool = False
+    """Serve a live browser viewer (viser) while the pipeline runs."""
+    port: int = 8080
+    """Viewer port (the next free one is used when it is busy)."""
+    config: RunConfig = field(default_factory=RunConfig)
+    """Per-stage settings; defaults come from the preset."""
+
+    def main(self) -> None:
+        from recon.events import Observers
+        from recon.pipeline import run_pipeline
+        from recon.progress import ConsoleProgress, RunLog
+
+        cfg = dataclasses.replace(self.config, device=self.device)
+        obs = Observers([ConsoleProgress(), RunLog(self.out / "run.log")])
+        server = None
+        if self.viewer:
+            server = _start_live_viewer(obs, self.port)
+        t0 = time.perf_counter()
+        try:
+            result = run_pipeline(cfg, self.out, obs, images=self.images, until=self.until, force=self.force)
+        finally:
+            if server is not None:
+                server.stop()
+        _print_summary(result, time.perf_counter() - t0)
+
+
+def _start_live_viewer(obs, port: int):
+    try:
+        from recon_viewer.live import start_live_viewer
+    except ImportError as e:
+        raise ReconError(f"the viewer is not available ({e})") from e
+    server = start_live_viewer(port=port)
+    obs.add(server)
+    return server
+
+
+def _print_summary(result, seconds: float) -> None:
+    from rich.console import Console
+
+    c = Console(stderr=True)
+    scene = result.artifacts.get("poses") or result.artifacts["source"]
+    reg = scene.meta.get("registration")
+    registered = sum(1 for r in reg.values() if r.get("registered")) if reg else len(scene)
+    c.print(f"\n[bold]recon[/bold]: {registered}/{len(result.artifacts['source'])} views posed", highlight=False)
+    if "optimize" in result.artifacts:
+        g, log = result.artifacts["optimize"]
+        psnr = f", training PSNR {log.psnr[-1]:.2f} dB" if log.psnr else ""
+        c.print(f"  {len(g):,} Gaussians{psnr}", highlight=False)
+    c.print(f"  {seconds:.1f} s in all; run folder: {result.run_dir}", highlight=False)
+    if "export" in result.artifacts:
+        c.print(f"  splat: {result.artifacts['export']['ply']}", highlight=False)
+
+
+@dataclass
+class Eval:
+    """Evaluate on a benchmark protocol: train on its views, score its test views."""
+
+    data: Path
+    """The scene's dataset folder (e.g. a DTU scan in the NeuS/IDR or RegNeRF layout, an LLFF scene)."""
+    protocol: Literal["dtu", "llff"] = "dtu"
+    """Which split and metrics (see recon/eval/protocols.py)."""
+    views: int = 3
+    """Number of training views."""
+    out: Path = Path("runs/eval")
+    """Output folder: results.json, NAME/test/VIEW.png, NAME/run/."""
+    preset: str = "default"
+    """Preset from configs/ or a .yaml path."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    config: RunConfig = field(default_factory=RunConfig)
+    """Per-stage settings; defaults come from the preset."""
+
+    def main(self) -> None:
+        from recon.eval.evaluate import evaluate_scene
+        from recon.events import Observers
+        from recon.progress import ConsoleProgress, RunLog
+
+        cfg = dataclasses.replace(self.config, device=self.device)
+        obs = Observers([ConsoleProgress(), RunLog(self.out / "eval.log")])
+        results = evaluate_scene(self.protocol, self.data, self.views, cfg, self.preset, self.out, obs)
+        m = results["mean"]
+        fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+        print(f"{self.protocol} {self.views}-view: PSNR {fmt(m['psnr'])}  masked PSNR {fmt(m['psnr_masked'])}  "
+              f"SSIM {fmt(m['ssim'])}  LPIPS {fmt(m['lpips'])}  ({m['seconds']:.0f} s)  → {self.out / 'results.json'}")
+        for note in results.get("notes", []):
+            print(f"note: {note}")
+
+
+@dataclass
+class View:
+    """Open a run folder or any 3DGS .ply in the browser viewer."""
+
+    path: Path
+    """A run folder (with splat.ply) or a .ply file."""
+    port: int = 8080
+    """Port (the next free one is used when it is busy)."""
+    host: str = "127.0.0.1"
+    """Interface to serve on; 0.0.0.0 exposes the viewer to your network."""
+
+    def main(self) -> None:
+        from recon_viewer.view import view
+
+        view(self.path, host=self.host, port=self.port)
+
+
+@dataclass
+class Export:
+    """Convert a run's splat to another format."""
+
+    run: Path
+    """A run folder (with splat.ply) or a .ply file."""
+    format: Literal["ply", "splat", "nerfstudio", "colmap"] = "splat"
+    """ply: Inria 3DGS layout; splat: the compact web .splat (antimatter15); nerfstudio: transforms.json
+    of the run's cameras; colmap: a COLMAP text model of the run's cameras."""
+    out: Optional[Path] = None
+    """Output file or folder (default: next to the input)."""
+
+    def main(self) -> None:
+        from recon.export_formats import export_run
+
+        path = export_run(self.run, self.format, self.out)
+        print(f"wrote {path}")
+
+
+COMMANDS = {"run": Run, "eval": Eval, "view": View, "export": Export}
+PRESET_COMMANDS = {"run", "eval"}
+
+
+def _preset_from_argv(args: list[str]) -> str:
+    for i, a in enumerate(args):
+        if a == "--preset" and i + 1 < len(args):
+            return args[i + 1]
+        if a.startswith("--preset="):
+            return a.split("=", 1)[1]
+    return "default"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help") or args[0] not in COMMANDS:
+        print("usage: recon {run,eval,view,export} [--help]\n")
+        for name, cls in COMMANDS.items():
+            print(f"  {name:<7} {cls.__doc__}")
+        if args and args[0] not in ("-h", "--help"):
+            print(f"\nrecon: error: unknown command '{args[0]}'", file=sys.stderr)
+            return 2
+        return 0
+    name, rest = args[0], args[1:]
+    cls = COMMANDS[name]
+    try:
+        default = None
+        if name in PRESET_COMMANDS:
+            from recon.presets import load_preset
+
+            # The preset's values become the defaults that flags override.
+            fields = {f.name: f.default if f.default is not dataclasses.MISSING else tyro.MISSING
+                      for f in dataclasses.fields(cls)}
+            fields["config"] = load_preset(_preset_from_argv(rest))
+            fields["preset"] = _preset_from_argv(rest)
+            default = cls(**fields)
+        command = tyro.cli(cls, args=rest, prog=f"recon {name}", default=default)
+        command.main()
+    except ReconError as e:
+        print(f"recon: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("recon: interrupted (finished stages are cached in the run folder)", file=sys.stderr)
+        return 130
+    return 0
+
+
+def entrypoint() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entrypoint()

@@ -1,0 +1,41 @@
+"""ingest: read the photos (and their cameras and masks when the folder has them) into a Scene."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from recon.errors import NoCameras, ReconError
+from recon.events import Observer
+from recon.scene import Scene
+
+
+@dataclass
+class IngestConfig:
+    downscale: int = 1
+    """Integer downscale factor applied to every image (area filter)."""
+    max_size: int | None = 1600
+    """Longest image side in pixels after loading; larger photos are resized down. None keeps them."""
+    masks: bool | None = None
+    """Use object masks: None = when the dataset has them; True = require them; False = ignore them."""
+
+
+def run_ingest(cfg: IngestConfig, images: Path, obs: Observer) -> Scene:
+    """Load `images` (a dataset folder with cameras, or a plain folder of photos)."""
+    from recon.io.detect import load_scene
+
+    images = Path(images)
+    if not images.exists():
+        raise ReconError("no such file or folder", images)
+    try:
+        scene = load_scene(images, downscale=cfg.downscale, max_size=cfg.max_size, with_masks=cfg.masks)
+        scene.meta.setdefault("posed", True)
+    except NoCameras:
+        from recon.io.photos import load_photos
+
+        scene = load_photos(images, max_size=cfg.max_size)
+        obs.log(f"ingest: {len(scene)} photos without camera files; the poses stage will estimate them")
+        return scene
+    masks = "with masks" if scene.has_masks else "no masks"
+    obs.log(f"ingest: {len(scene)} views from {scene.source} ({masks})")
+    return scene
