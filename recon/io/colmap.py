@@ -8,19 +8,19 @@ OpenCV-named values {"model", "k1", "k2", "p1", "p2"} for stages that want to un
 Layout: DATASET/images/NAME + DATASET/sparse/0/{cameras,images,points3D}.{txt,bin}. Also accepted:
 the model folder itself, DATASET/sparse/, or any direct subfolder holding a model (e.g. lund_door's
 colmap_ground_truth/). Masks, optional: DATASET/masks/NAME.png or DATASET/masks/STEM.png.
-View.index is the view's position in the registered images sorted by name.
+View.index is the image's position in the name-sorted image folder (registered or not).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 from scipy.spatial.transform import Rotation
 
 from recon.errors import ReconError
-from recon.io.images import ImageSpec, load_views, save_image, save_mask, select
+from recon.io.images import ImageSpec, is_image_file, load_views, save_image, save_mask, select
 from recon.scene import Camera, Scene
 
 # model name → (names of its parameters in COLMAP order); the first entries are the pinhole part.
@@ -125,8 +125,13 @@ def read_colmap(
     img_dir, rest = _images_folder(root, model_dir, downscale)
     cam_file = next((model_dir / f"cameras.{e}" for e in ("txt", "bin") if (model_dir / f"cameras.{e}").is_file()))
 
+    # Index = position in the image folder's name order, so that an unregistered photo does not
+    # shift the indices of the others (the LLFF protocol counts that way too).
+    listed = {p.name for p in img_dir.iterdir() if is_image_file(p)} | {im.name for im in images}
+    position = {n: i for i, n in enumerate(sorted(listed))}
     specs, distortion, files = [], {}, {}
-    for idx, im in enumerate(images):
+    for im in images:
+        idx = position[im.name]
         cam = rec.cameras[im.camera_id]
         K, dist = _intrinsics(cam.model.name, np.asarray(cam.params), cam_file, im.camera_id)
         w2c = np.eye(4)
@@ -142,7 +147,7 @@ def read_colmap(
 
     specs = select(specs, indices, path)
     views = load_views(specs, downscale=rest, max_size=max_size, with_masks=with_masks)
-    pts = list(rec.points3D.values())
+    pts = [rec.points3D[i] for i in sorted(rec.points3D)]  # id order: deterministic, survives a round trip
     points = np.array([p.xyz for p in pts], dtype=np.float64).reshape(-1, 3)
     colors = np.array([p.color for p in pts], dtype=np.float32).reshape(-1, 3) / 255.0
     meta = {"format": "colmap", "model_dir": str(model_dir), "image_files": files}
@@ -161,45 +166,38 @@ def _camera_line(camera: Camera, dist: dict | None) -> tuple[str, tuple[float, .
     return "OPENCV", pinhole + tuple(float(dist.get(k, 0.0)) for k in ("k1", "k2", "p1", "p2"))
 
 
-def write_colmap(
-    scene: Scene,
-    folder: str | Path,
+def write_colmap_text(
+    model_dir: str | Path,
+    cameras: Sequence[tuple[str, Camera]],
     *,
-    save_images: bool = False,
-    image_names: dict[str, str] | None = None,
+    points: np.ndarray | None = None,
+    point_colors: np.ndarray | None = None,
+    image_names: Mapping[str, str] | None = None,
+    distortion: Mapping[str, dict] | None = None,
 ) -> Path:
-    """Write `folder/sparse/0/{cameras,images,points3D}.txt` for `scene`; return that model folder.
+    """Write `model_dir/{cameras,images,points3D}.txt` for (view name, Camera) pairs; return model_dir.
 
-    Cameras with equal intrinsics and size share one COLMAP camera (PINHOLE, or OPENCV where
-    scene.meta["distortion"] has coefficients for the view). Images carry no 2D observations and
-    points no tracks (both are legal in COLMAP's text format). Image names: `image_names[view.name]`,
-    else the file name recorded in meta["image_files"], else NAME.png. `save_images=True` also
-    writes every view as `folder/images/NAME.png` (and masks as `folder/masks/NAME.png`), so the
-    folder reads back with `read_colmap`.
+    Cameras with equal intrinsics and size share one COLMAP camera: PINHOLE, or OPENCV where
+    `distortion[name]` has coefficients (k1 k2 p1 p2). Image ids follow the order given. Images carry
+    no 2D observations and points no tracks (both legal in COLMAP's text format). Image file names:
+    `image_names[name]`, else NAME.png. Points [P,3] with colours [P,3] in [0,1] (grey if None).
     """
-    folder = Path(folder)
-    model_dir = folder / "sparse" / "0"
+    model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
-    files = scene.meta.get("image_files", {})
-    distortion = scene.meta.get("distortion", {})
-
+    image_names, distortion = image_names or {}, distortion or {}
     cam_ids: dict[tuple, int] = {}
     cam_lines, img_lines = [], []
-    for i, v in enumerate(scene.views, start=1):
-        model, params = _camera_line(v.camera, distortion.get(v.name))
-        key = (model, v.camera.width, v.camera.height, *np.round(params, 9))
+    for i, (name, cam) in enumerate(cameras, start=1):
+        model, params = _camera_line(cam, distortion.get(name))
+        key = (model, cam.width, cam.height, *np.round(params, 9))
         if key not in cam_ids:
             cam_ids[key] = len(cam_ids) + 1
-            cam_lines.append(f"{cam_ids[key]} {model} {v.camera.width} {v.camera.height} " + " ".join(f"{p:.10g}" for p in params))
-        if save_images:
-            fname = f"{v.name}.png"
-        elif image_names and v.name in image_names:
-            fname = image_names[v.name]
-        else:
-            fname = Path(files[v.name]).name if v.name in files else f"{v.name}.png"
-        R, t = v.camera.world_to_cam[:3, :3], v.camera.world_to_cam[:3, 3]
+            cam_lines.append(f"{cam_ids[key]} {model} {cam.width} {cam.height} " + " ".join(f"{p:.17g}" for p in params))
+        R, t = cam.world_to_cam[:3, :3], cam.world_to_cam[:3, 3]
         q = Rotation.from_matrix(R).as_quat(scalar_first=True)  # COLMAP stores QW QX QY QZ
-        img_lines.append(f"{i} " + " ".join(f"{x:.17g}" for x in (*q, *t)) + f" {cam_ids[key]} {fname}\n")
+        fname = image_names.get(name, f"{name}.png")
+        # The empty second line is the (absent) list of 2D observations.
+        img_lines.append(f"{i} " + " ".join(f"{x:.17g}" for x in (*q, *t)) + f" {cam_ids[key]} {fname}\n\n")
 
     header = "# written by recon\n"
     (model_dir / "cameras.txt").write_text(
@@ -207,13 +205,32 @@ def write_colmap(
     (model_dir / "images.txt").write_text(
         header + "# IMAGE_ID, QW, QX, QY, QZ, TX, TY, TZ, CAMERA_ID, NAME\n#   POINTS2D[] as (X, Y, POINT3D_ID)\n"
         + "".join(img_lines))
-    pts = [] if scene.points is None else scene.points
-    cols = scene.point_colors if scene.point_colors is not None else np.full((len(pts), 3), 0.5)
-    rgb = np.clip(np.round(np.asarray(cols) * 255), 0, 255).astype(int)
+    pts = np.zeros((0, 3)) if points is None else np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    cols = np.full((len(pts), 3), 0.5) if point_colors is None else np.asarray(point_colors).reshape(-1, 3)
+    rgb = np.clip(np.round(cols * 255), 0, 255).astype(int)
     with open(model_dir / "points3D.txt", "w") as f:
         f.write(header + "# POINT3D_ID, X, Y, Z, R, G, B, ERROR, TRACK[] as (IMAGE_ID, POINT2D_IDX)\n")
         for j, (p, c) in enumerate(zip(pts, rgb), start=1):
             f.write(f"{j} {p[0]:.17g} {p[1]:.17g} {p[2]:.17g} {c[0]} {c[1]} {c[2]} 0\n")
+    return model_dir
+
+
+def write_colmap(scene: Scene, folder: str | Path, *, save_images: bool = False) -> Path:
+    """Write `scene` as a COLMAP dataset: `folder/sparse/0/*.txt` (see `write_colmap_text`), with
+    distortion from scene.meta["distortion"] and image names from meta["image_files"] (else
+    NAME.png). `save_images=True` also writes `folder/images/NAME.png` (and `folder/masks/NAME.png`)
+    and names those, so the folder reads back with `read_colmap`. Returns the model folder."""
+    folder = Path(folder)
+    files = scene.meta.get("image_files", {})
+    names = {v.name: (f"{v.name}.png" if save_images or v.name not in files else Path(files[v.name]).name) for v in scene.views}
+    model_dir = write_colmap_text(
+        folder / "sparse" / "0",
+        [(v.name, v.camera) for v in scene.views],
+        points=scene.points,
+        point_colors=scene.point_colors,
+        image_names=names,
+        distortion=scene.meta.get("distortion"),
+    )
     if save_images:
         _save_pngs(scene, folder)
     return model_dir
