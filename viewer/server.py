@@ -1,0 +1,59 @@
+"""Starting and stopping the viser server, with the port fallback the CLI promises."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import sys
+import threading
+from typing import TextIO
+
+import viser
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+
+
+def start_server(
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    *,
+    label: str = "recon",
+    out: TextIO | None = None,
+) -> viser.ViserServer:
+    """Start viser on host:port; if the port is taken, on the next free one.
+
+    viser itself walks up from a busy port; we say so (on `out`, default stderr) and print the
+    URL in one line instead of viser's banner, so `recon run --viewer` output stays readable.
+    """
+    out = out if out is not None else sys.stderr
+    # viser prints a rich panel unconditionally; swallow it and print our own line.
+    with contextlib.redirect_stdout(io.StringIO()):
+        server = viser.ViserServer(host=host, port=port, label=label, verbose=False)
+    actual = server.get_port()
+    if actual != port:
+        print(f"recon viewer: port {port} is busy, using {actual} instead", file=out)
+    print(f"recon viewer: {viewer_url(server)}", file=out, flush=True)
+    return server
+
+
+def viewer_url(server: viser.ViserServer) -> str:
+    """The http URL a browser opens (0.0.0.0 means every interface; localhost reaches it)."""
+    host = server.get_host()
+    if host in ("0.0.0.0", "::", ""):
+        host = "localhost"
+    return f"http://{host}:{server.get_port()}"
+
+
+def server_thread(server: viser.ViserServer) -> threading.Thread | None:
+    """The thread running viser's event loop (for tests that check it stops)."""
+    return server._websock_server._server_thread  # viser has no public accessor
+
+
+def stop_server(server: viser.ViserServer) -> None:
+    """Stop viser and wait for its event-loop thread, so nothing is left running."""
+    with contextlib.redirect_stdout(io.StringIO()):  # viser prints "Server stopped"
+        server.stop()
+    thread = server_thread(server)
+    if thread is not None:
+        thread.join(timeout=5.0)
