@@ -192,7 +192,8 @@ def write_colmap_text(
         key = (model, cam.width, cam.height, *np.round(params, 9))
         if key not in cam_ids:
             cam_ids[key] = len(cam_ids) + 1
-            cam_lines.append(f"{cam_ids[key]} {model} {cam.width} {cam.height} " + " ".join(f"{p:.17g}" for p in params))
+            values = " ".join(f"{p:.17g}" for p in params)
+            cam_lines.append(f"{cam_ids[key]} {model} {cam.width} {cam.height} {values}")
         R, t = cam.world_to_cam[:3, :3], cam.world_to_cam[:3, 3]
         q = Rotation.from_matrix(R).as_quat(scalar_first=True)  # COLMAP stores QW QX QY QZ
         fname = image_names.get(name, f"{name}.png")
@@ -222,7 +223,8 @@ def write_colmap(scene: Scene, folder: str | Path, *, save_images: bool = False)
     and names those, so the folder reads back with `read_colmap`. Returns the model folder."""
     folder = Path(folder)
     files = scene.meta.get("image_files", {})
-    names = {v.name: (f"{v.name}.png" if save_images or v.name not in files else Path(files[v.name]).name) for v in scene.views}
+    names = {v.name: f"{v.name}.png" if save_images or v.name not in files else Path(files[v.name]).name
+             for v in scene.views}
     model_dir = write_colmap_text(
         folder / "sparse" / "0",
         [(v.name, v.camera) for v in scene.views],

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from recon.errors import ReconError
-from recon.io.images import ImageSpec, image_size, is_image_file, load_views, select
+from recon.io.images import ImageSpec, image_size, is_image_file, load_views
 from recon.scene import Camera, Scene
 
 # DTU ships light condition 3 of 0..6 as the "max lighting" image sparse-view papers use.
@@ -72,7 +72,8 @@ def _images_by_index(folder: Path) -> dict[int, Path]:
 
 def find_idr_cameras(folder: Path) -> Path | None:
     """The NeuS/IDR camera file of a scan folder (cameras_sphere.npz preferred)."""
-    return next((folder / n for n in ("cameras_sphere.npz", "cameras.npz", "cameras_large.npz") if (folder / n).is_file()), None)
+    names = ("cameras_sphere.npz", "cameras.npz", "cameras_large.npz")
+    return next((folder / n for n in names if (folder / n).is_file()), None)
 
 
 def read_dtu_idr(
@@ -93,34 +94,34 @@ def read_dtu_idr(
     if cam_file is None:
         raise ReconError("no cameras_sphere.npz / cameras.npz found", folder)
     try:
-        cams = dict(np.load(cam_file))
+        cams = np.load(cam_file)  # lazy: an NpzFile reads an array on access
     except Exception as e:
         raise ReconError(f"cannot read the camera file ({type(e).__name__})", cam_file) from None
     images = _images_by_index(folder / "image") if (folder / "image").is_dir() else _images_by_index(folder / "images")
     if not images:
         raise ReconError("no images found in images/", folder / "images")
-    cam_ids = sorted(int(k.split("_")[-1]) for k in cams if re.fullmatch(r"world_mat_\d+", k))
+    cam_ids = sorted(int(k.split("_")[-1]) for k in cams.files if re.fullmatch(r"world_mat_\d+", k))
     if sorted(images) != cam_ids:
         raise ReconError(
             f"{len(cam_ids)} cameras (world_mat_*) but {len(images)} images in images/: they must match one to one",
             cam_file,
         )
     masks = _images_by_index(folder / "mask")
-    specs, files = [], {}
-    for i in cam_ids:
-        scale = cams.get(f"scale_mat_{i}", np.eye(4))
+    specs = []
+    for i in _chosen(cam_ids, indices, path):  # only the chosen views' arrays are read from the npz
+        scale = cams[f"scale_mat_{i}"] if f"scale_mat_{i}" in cams else np.eye(4)
         K, w2c = decompose_projection(cams[f"world_mat_{i}"] @ scale)
         img = images[i]
         w, h = image_size(img)
         mask = masks.get(i, folder / "mask" / f"{i:03d}.png")
         specs.append(ImageSpec(img.stem, i, Camera(K, w2c, w, h), img, mask))
-        files[img.stem] = str(img)
-    views = load_views(select(specs, indices, path), downscale=downscale, max_size=max_size, with_masks=with_masks)
+    views = load_views(specs, downscale=downscale, max_size=max_size, with_masks=with_masks)
+    first = f"scale_mat_{cam_ids[0]}"
     meta = {
         "format": "dtu_idr",
-        "scale_mat": np.asarray(cams.get(f"scale_mat_{cam_ids[0]}", np.eye(4))).tolist(),
+        "scale_mat": (np.asarray(cams[first]) if first in cams else np.eye(4)).tolist(),
         "object_sphere": {"center": [0.0, 0.0, 0.0], "radius": 1.0},
-        "image_files": files,
+        "image_files": {images[i].stem: str(images[i]) for i in cam_ids},
     }
     return Scene(views=views, source=str(path), meta=meta)
 
@@ -134,11 +135,12 @@ def find_regnerf_root(path: Path) -> tuple[Path, str] | None:
         root, scan = path.parent.parent, path.name
     else:
         root = path.parent if path.name == "Rectified" else path
-        scans = sorted(p.name for p in (root / "Rectified").glob("scan*") if p.is_dir()) if (root / "Rectified").is_dir() else []
+        rect = root / "Rectified"
+        scans = sorted(p.name for p in rect.glob("scan*") if p.is_dir()) if rect.is_dir() else []
         if not scans:
             return None
         if len(scans) > 1:
-            raise ReconError(f"holds {len(scans)} scans ({', '.join(scans[:4])}, ...): pass Rectified/scanN", root / "Rectified")
+            raise ReconError(f"holds {len(scans)} scans ({', '.join(scans[:4])}, ...): pass Rectified/scanN", rect)
         scan = scans[0]
     if not (root / "Calibration").is_dir():
         return None
@@ -185,19 +187,32 @@ def read_dtu_regnerf(
     root, scan = found
     scan_dir = root / "Rectified" / scan
     pattern = re.compile(rf"rect_(\d{{3}})_{light}_r5000\.png$")
-    images = {int(m.group(1)): p for p in sorted(scan_dir.iterdir()) if (m := pattern.match(p.name))} if scan_dir.is_dir() else {}
+    listing = sorted(scan_dir.iterdir()) if scan_dir.is_dir() else []
+    images = {int(m.group(1)): p for p in listing if (m := pattern.match(p.name))}
     if not images:
         raise ReconError(f"no rect_XXX_{light}_r5000.png images", scan_dir)
     cal, masks = _calibration_dir(root), _regnerf_mask_dir(root, scan)
-    specs, files = [], {}
     for xxx, img in sorted(images.items()):
+        if not (cal / f"pos_{xxx:03d}.txt").is_file():
+            raise ReconError(f"image {img.name} has no projection matrix pos_{xxx:03d}.txt "
+                             "(camera count does not match images)", cal / f"pos_{xxx:03d}.txt")
+    specs = []
+    for index in _chosen(sorted(x - 1 for x in images), indices, path):
+        xxx, img = index + 1, images[index + 1]
         pos = cal / f"pos_{xxx:03d}.txt"
-        if not pos.is_file():
-            raise ReconError(f"image {img.name} has no projection matrix pos_{xxx:03d}.txt (camera count does not match images)", pos)
         K, w2c = decompose_projection(read_projection_txt(pos))
         w, h = image_size(img)
-        index = xxx - 1
         specs.append(ImageSpec(img.stem, index, Camera(K, w2c, w, h), img, masks / f"{index:03d}.png"))
-        files[img.stem] = str(img)
-    views = load_views(select(specs, indices, path), downscale=downscale, max_size=max_size, with_masks=with_masks)
+    views = load_views(specs, downscale=downscale, max_size=max_size, with_masks=with_masks)
+    files = {p.stem: str(p) for p in images.values()}
     return Scene(views=views, source=str(path), meta={"format": "dtu_regnerf", "scan": scan, "image_files": files})
+
+
+def _chosen(available: list[int], indices: Sequence[int] | None, source: Path) -> list[int]:
+    """`indices` (in that order) after checking they exist; all available ones when None."""
+    if indices is None:
+        return available
+    missing = sorted(set(indices) - set(available))
+    if missing:
+        raise ReconError(f"no views with index {missing} (the scan has {available[0]}..{available[-1]})", source)
+    return list(indices)

@@ -62,8 +62,15 @@ def image_size(path: str | Path) -> tuple[int, int]:
     try:
         with Image.open(path) as im:
             w, h = im.size
-            # Orientations 5-8 swap the axes.
-            if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+            # Orientations 5-8 swap the axes. A PNG's getexif() decodes the whole file to look
+            # for an eXIf chunk after the pixels; the header's chunk (the usual place) suffices.
+            if im.format == "PNG":
+                exif = Image.Exif()
+                if im.info.get("exif"):
+                    exif.load(im.info["exif"])
+            else:
+                exif = im.getexif()
+            if exif.get(0x0112, 1) in (5, 6, 7, 8):
                 w, h = h, w
             return w, h
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
@@ -162,8 +169,14 @@ def load_image(
 def load_mask(path: str | Path, size: tuple[int, int] | None = None, *, threshold: float = 0.5) -> np.ndarray:
     """Bool [H,W], True on the object. Any non-black colour counts as object (DTU masks are RGB);
     a file with an alpha channel uses the alpha. Resized by area, then thresholded."""
-    rgb, alpha = _to_float(_open(Path(path)))
-    m = alpha if alpha is not None else rgb.max(axis=2)
+    im = _open(Path(path))
+    if im.mode in ("L", "RGB"):
+        # Channel max on the 8-bit data: 3x less float work than converting every channel.
+        a = np.asarray(im)
+        m = (a.max(axis=2) if a.ndim == 3 else a).astype(np.float32) / 255.0
+    else:
+        rgb, alpha = _to_float(im)
+        m = alpha if alpha is not None else rgb.max(axis=2)
     if size is not None:
         m = resize_area(m, size)
     return m > threshold
@@ -234,7 +247,8 @@ def load_views(
         if use_masks:
             if s.alpha_mask:
                 if alpha is None:
-                    raise ReconError("masks were requested from the alpha channel, but the image has none", s.image_path)
+                    raise ReconError("masks were requested from the alpha channel, but the image has none",
+                                     s.image_path)
                 mask = alpha > 0.5
             else:
                 assert s.mask_path is not None

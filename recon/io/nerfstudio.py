@@ -267,7 +267,8 @@ def _write_points(path: Path, points: np.ndarray, colors: np.ndarray | None) -> 
     from plyfile import PlyData, PlyElement
 
     cols = np.full((len(points), 3), 0.5) if colors is None else np.asarray(colors)
-    v = np.empty(len(points), dtype=[("x", "f4"), ("y", "f4"), ("z", "f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")])
+    fields = [("x", "f4"), ("y", "f4"), ("z", "f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")]
+    v = np.empty(len(points), dtype=fields)
     for i, k in enumerate("xyz"):
         v[k] = points[:, i]
     for i, k in enumerate(("red", "green", "blue")):
