@@ -128,7 +128,7 @@ class Eval:
 class View:
     """Open a run folder or any 3DGS .ply in the browser viewer."""
 
-    path: Path
+    path: tyro.conf.Positional[Path]
     """A run folder (with splat.ply) or a .ply file."""
     port: int = 8080
     """Port (the next free one is used when it is busy)."""
@@ -145,7 +145,7 @@ class View:
 class Export:
     """Convert a run's splat to another format."""
 
-    run: Path
+    run: tyro.conf.Positional[Path]
     """A run folder (with splat.ply) or a .ply file."""
     format: Literal["ply", "splat", "nerfstudio", "colmap"] = "splat"
     """ply: Inria 3DGS layout; splat: the compact web .splat (antimatter15); nerfstudio: transforms.json

@@ -21,7 +21,8 @@ class ConsoleProgress(Observer):
         self._task = None
 
     def stage_started(self, stage: str) -> None:
-        if stage == "optimize" and not self.quiet:
+        # A live bar only on a terminal; logs and CI get a plain line every `_every` steps instead.
+        if stage == "optimize" and not self.quiet and self.console.is_terminal:
             self._progress = Progress(
                 TextColumn("[bold]optimize"), BarColumn(), MofNCompleteColumn(),
                 TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TimeRemainingColumn(),
@@ -30,11 +31,14 @@ class ConsoleProgress(Observer):
             self._progress.start()
             self._task = self._progress.add_task("optimize", total=None, stats="")
 
+    _every = 100
+
     def step_metrics(self, step: int, metrics: dict[str, float]) -> None:
-        if self._progress is None:
-            return
         stats = f"loss {metrics['loss']:.4f}  PSNR {metrics['psnr']:.2f}  {int(metrics['gaussians']):,} Gaussians"
-        self._progress.update(self._task, completed=step + 1, total=metrics.get("total"), stats=stats)
+        if self._progress is not None:
+            self._progress.update(self._task, completed=step + 1, total=metrics.get("total"), stats=stats)
+        elif not self.quiet and step % self._every == 0:
+            self.console.print(f"  optimize step {step}/{int(metrics.get('total', 0))}: {stats}", highlight=False)
 
     def stage_finished(self, stage: str, seconds: float, cached: bool) -> None:
         if self._progress is not None and stage == "optimize":
