@@ -148,3 +148,16 @@ def test_load_views_masks(tmp_path):
     with pytest.raises(ReconError) as e:
         load_views(specs, with_masks=True)
     assert_one_line_naming(e.value, tmp_path / "missing.png")
+
+
+def test_camera_on_stored_pixels_skips_exif_rotation(tmp_path):
+    # COLMAP calibrates the stored pixels; a camera of the stored shape must get them unrotated.
+    path = tmp_path / "rot.png"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(_marked()).save(path, exif=exif)  # stored 6x4, displayed 4x6
+    stored = Camera(np.eye(3), np.eye(4), 6, 4)
+    (v,) = load_views([ImageSpec("r", 0, stored, path)])
+    assert v.image.shape == (4, 6, 3) and v.image[0, 0, 0] == 1.0
+    (v,) = load_views([ImageSpec("r", 0, Camera(np.eye(3), np.eye(4), 4, 6), path)])
+    assert v.image.shape == (6, 4, 3) and v.image[0, 3, 0] == 1.0

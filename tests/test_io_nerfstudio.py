@@ -135,3 +135,15 @@ def test_fox_intrinsics_and_distortion():
     assert v.name == "0001" and v.image.shape == (240, 135, 3) and v.mask is None
     np.testing.assert_allclose(v.camera.K, [[1375.52 / 8, 0, 554.558 / 8], [0, 1374.49 / 8, 965.268 / 8], [0, 0, 1]])
     assert s.meta["distortion"]["0001"]["k1"] == pytest.approx(0.0578421)
+
+
+def test_preshrunk_images_n_keeps_the_full_size_focal(tmp_path):
+    # nerfstudio's images_2/ copies: intrinsics stay those of the full-size images/.
+    _write(tmp_path, {"camera_angle_x": 2 * math.atan(0.5)},
+           [{"file_path": "images/a.png", "transform_matrix": np.eye(4).tolist()}], size=(40, 30))
+    (tmp_path / "images_2").mkdir()
+    save_image(tmp_path / "images_2" / "a.png", np.ones((15, 20, 3)))
+    v = read_nerfstudio(tmp_path, downscale=2).views[0]
+    assert v.image.shape == (15, 20, 3) and v.image.min() == 1.0  # the pre-shrunk file was used
+    np.testing.assert_allclose(v.camera.K, [[20, 0, 10], [0, 20, 7.5], [0, 0, 1]])
+    assert read_nerfstudio(tmp_path).views[0].image.max() == 0.0  # full size: the original

@@ -34,14 +34,14 @@ def is_image_file(path: Path) -> bool:
     return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_EXTENSIONS
 
 
-def _open(path: Path) -> Image.Image:
-    """Open and fully decode an image with its EXIF orientation applied, or raise ReconError."""
+def _open(path: Path, oriented: bool = True) -> Image.Image:
+    """Open and fully decode an image (EXIF orientation applied if `oriented`), or raise ReconError."""
     if not path.is_file():
         raise ReconError("image file not found", path)
     try:
         with Image.open(path) as im:
             im.load()  # decode now: a truncated file only fails here
-            return ImageOps.exif_transpose(im)
+            return ImageOps.exif_transpose(im) if oriented else im.copy()
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise ReconError(f"cannot read image: {_reason(e)}", path) from None
 
@@ -54,14 +54,16 @@ def _reason(e: Exception) -> str:
     return f"{type(e).__name__}: {text}" if text else f"{type(e).__name__} (corrupt or truncated file)"
 
 
-def image_size(path: str | Path) -> tuple[int, int]:
-    """(width, height) after EXIF orientation, reading only the header."""
+def image_size(path: str | Path, *, oriented: bool = True) -> tuple[int, int]:
+    """(width, height) after EXIF orientation (as stored if not `oriented`), reading only the header."""
     path = Path(path)
     if not path.is_file():
         raise ReconError("image file not found", path)
     try:
         with Image.open(path) as im:
             w, h = im.size
+            if not oriented:
+                return w, h
             # Orientations 5-8 swap the axes. A PNG's getexif() decodes the whole file to look
             # for an eXIf chunk after the pixels; the header's chunk (the usual place) suffices.
             if im.format == "PNG":
@@ -135,10 +137,13 @@ def target_size(width: int, height: int, downscale: float = 1, max_size: int | N
     return w, h
 
 
-def read_image(path: str | Path, size: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """(RGB float32 [H,W,3], alpha float32 [H,W] or None), resized to size=(w, h) if given."""
+def read_image(
+    path: str | Path, size: tuple[int, int] | None = None, *, oriented: bool = True
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(RGB float32 [H,W,3], alpha float32 [H,W] or None), resized to size=(w, h) if given.
+    oriented=False ignores the EXIF orientation (for cameras calibrated on the stored pixels)."""
     path = Path(path)
-    rgb, alpha = _to_float(_open(path))
+    rgb, alpha = _to_float(_open(path, oriented))
     if rgb.shape[2] == 1:
         rgb = np.repeat(rgb, 3, axis=2)
     if size is not None:
@@ -166,10 +171,12 @@ def load_image(
     return rgb.astype(np.float32)
 
 
-def load_mask(path: str | Path, size: tuple[int, int] | None = None, *, threshold: float = 0.5) -> np.ndarray:
+def load_mask(
+    path: str | Path, size: tuple[int, int] | None = None, *, threshold: float = 0.5, oriented: bool = True
+) -> np.ndarray:
     """Bool [H,W], True on the object. Any non-black colour counts as object (DTU masks are RGB);
     a file with an alpha channel uses the alpha. Resized by area, then thresholded."""
-    im = _open(Path(path))
+    im = _open(Path(path), oriented)
     if im.mode in ("L", "RGB"):
         # Channel max on the 8-bit data: 3x less float work than converting every channel.
         a = np.asarray(im)
@@ -199,13 +206,17 @@ class ImageSpec:
     alpha_mask: bool = False
 
 
+def _aspect_matches(camera: Camera, width: int, height: int) -> bool:
+    # A downscaled copy rounds each side to whole pixels, so allow some slack per side.
+    sx, sy = width / camera.width, height / camera.height
+    return abs(sx * camera.height - height) <= 2.0 and abs(sy * camera.width - width) <= 2.0
+
+
 def _fit_camera(camera: Camera, width: int, height: int, path: Path) -> Camera:
     """The camera for the file's native size; refuse a file whose aspect ratio does not match."""
     if (camera.width, camera.height) == (width, height):
         return camera
-    # A downscaled copy rounds each side to whole pixels, so allow some slack per side.
-    sx, sy = width / camera.width, height / camera.height
-    if abs(sx * camera.height - height) > 2.0 or abs(sy * camera.width - width) > 2.0:
+    if not _aspect_matches(camera, width, height):
         raise ReconError(
             f"image is {width}x{height} but its camera is {camera.width}x{camera.height} "
             "(different aspect ratio: wrong image for this camera?)",
@@ -234,15 +245,22 @@ def load_views(
                 where = s.mask_path if s.mask_path is not None else s.image_path
                 raise ReconError("masks were requested but this view has no mask file", where)
     use_masks = bool(specs) and (with_masks or (with_masks is None and all(has_mask)))
-    views = []
-    for s in specs:
+    bg = np.asarray(background, dtype=np.float32)
+
+    def load(s: ImageSpec) -> View:
         w0, h0 = image_size(s.image_path)
+        # COLMAP and most calibration tools see the stored pixels, ignoring EXIF rotation: when
+        # only the stored orientation fits the camera, read the file that way.
+        oriented = True
+        if not _aspect_matches(s.camera, w0, h0) and _aspect_matches(s.camera, h0, w0):
+            stored = image_size(s.image_path, oriented=False)
+            if stored == (h0, w0):
+                oriented, (w0, h0) = False, stored
         cam = _fit_camera(s.camera, w0, h0, s.image_path)
         size = target_size(w0, h0, downscale, max_size)
-        rgb, alpha = read_image(s.image_path, size)
+        rgb, alpha = read_image(s.image_path, size, oriented=oriented)
         mask = None
         if alpha is not None:
-            bg = np.asarray(background, dtype=np.float32)
             rgb = (rgb * alpha[..., None] + bg * (1.0 - alpha[..., None])).astype(np.float32)
         if use_masks:
             if s.alpha_mask:
@@ -252,9 +270,11 @@ def load_views(
                 mask = alpha > 0.5
             else:
                 assert s.mask_path is not None
-                mask = load_mask(s.mask_path, size)
-        views.append(View(name=s.name, index=s.index, camera=cam.resized(*size), image=rgb, mask=mask))
-    return views
+                mask = load_mask(s.mask_path, size, oriented=oriented)
+        return View(name=s.name, index=s.index, camera=cam.resized(*size), image=rgb, mask=mask)
+
+    # Serial on purpose: a thread pool gained nothing measurable on the shared 2-core machine.
+    return [load(s) for s in specs]
 
 
 def select(specs: Sequence[ImageSpec], indices: Sequence[int] | None, source: str | Path) -> list[ImageSpec]:

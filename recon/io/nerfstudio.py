@@ -72,7 +72,8 @@ def _has_alpha(path: Path) -> bool:
 
 
 def _intrinsics(get, image: Path, where: Path) -> tuple[np.ndarray, int, int, dict | None]:
-    """(K, w, h, distortion or None) from the merged frame/top-level keys."""
+    """(K, w, h, distortion or None) from the merged frame/top-level keys; `image` is the
+    full-size file (the focal belongs to its size when w/h are not given)."""
     model = str(get("camera_model", "OPENCV")).upper()
     if model not in ("OPENCV", "PINHOLE", "SIMPLE_PINHOLE"):
         raise ReconError(f"camera_model {model} is not supported (recon reads pinhole/OPENCV cameras)", where)
@@ -136,7 +137,7 @@ def read_nerfstudio(
         image, rest = _resolve_image(base, fr["file_path"], downscale)
         if not image.is_file():
             raise ReconError(f"image of frame {i} ({fr['file_path']}) not found", image)
-        K, w, h, dist = _intrinsics(get, image, json_file)
+        K, w, h, dist = _intrinsics(get, _resolve_image(base, fr["file_path"], 1)[0], json_file)
         try:
             c2w = np.asarray(fr["transform_matrix"], dtype=np.float64).reshape(4, 4)
         except ValueError:
