@@ -122,6 +122,29 @@ def test_regnerf_missing_projection(tmp_path, regnerf_root):
     assert_one_line_naming(e.value, tmp_path / "Calibration" / "cal18" / "pos_030.txt")
 
 
+def test_regnerf_layout_on_a_synthetic_scan(tmp_path):
+    # The same layout without the real data: cameras must come back exactly.
+    scene = synthetic_scene(3)
+    rect = tmp_path / "Rectified" / "scan5"
+    cal, masks = tmp_path / "Calibration" / "cal18", tmp_path / "idrmasks" / "scan5"
+    for d in (rect, cal, masks):
+        d.mkdir(parents=True)
+    for v in scene.views:
+        save_image(rect / f"rect_{v.index + 1:03d}_3_r5000.png", v.image)
+        save_mask(masks / f"{v.index:03d}.png", v.mask)
+        np.savetxt(cal / f"pos_{v.index + 1:03d}.txt", 7.0 * v.camera.K @ v.camera.world_to_cam[:3])
+    got = read_dtu_regnerf(tmp_path)
+    assert [v.index for v in got.views] == [0, 1, 2]
+    for a, b in zip(scene.views, got.views):
+        np.testing.assert_allclose(b.camera.K, a.camera.K, atol=1e-9)
+        np.testing.assert_allclose(b.camera.world_to_cam, a.camera.world_to_cam, atol=1e-9)
+        assert (a.mask == b.mask).all() and np.abs(a.image - b.image).max() < 1e-6
+    (tmp_path / "Rectified" / "scan6").mkdir()
+    with pytest.raises(ReconError, match="2 scans") as e:
+        read_dtu_regnerf(tmp_path)
+    assert_one_line_naming(e.value, tmp_path / "Rectified")
+
+
 def _idr_fixture(tmp_path, n=3):
     """A NeuS/IDR folder from the synthetic scene; scale_mat maps the unit sphere to the world."""
     scene = synthetic_scene(n)
