@@ -119,3 +119,12 @@ def test_single_image_without_cameras(tmp_path, capsys):
     iio.imwrite(folder / "a.png", (np.random.default_rng(0).random((16, 16, 3)) * 255).astype(np.uint8))
     assert main(["run", "--images", str(folder), "--out", str(tmp_path / "o")]) == 2
     assert "one" in _error_line(capsys) or "a.png" in _error_line(capsys)
+
+
+def test_single_posed_view(tmp_path, capsys):
+    from synthetic import synthetic_scene
+
+    folder = tmp_path / "single"
+    write_nerfstudio(synthetic_scene(n_views=1), folder)
+    assert main(["run", "--images", str(folder), "--out", str(tmp_path / "o"), *TINY]) == 2
+    assert "at least 2" in _error_line(capsys)

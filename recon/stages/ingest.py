@@ -36,6 +36,8 @@ def run_ingest(cfg: IngestConfig, images: Path, obs: Observer) -> Scene:
         scene = load_photos(images, max_size=cfg.max_size)
         obs.log(f"ingest: {len(scene)} photos without camera files; the poses stage will estimate them")
         return scene
+    if len(scene) < 2:
+        raise ReconError(f"only {len(scene)} view found; a reconstruction needs at least 2", images)
     masks = "with masks" if scene.has_masks else "no masks"
     obs.log(f"ingest: {len(scene)} views from {scene.source} ({masks})")
     return scene
