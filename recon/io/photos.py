@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from recon.errors import ReconError
-from recon.io.images import image_size, is_image_file, load_image, target_size
+from recon.io.images import image_size, load_image, target_size
 from recon.scene import Camera, Scene, View
 
 DEFAULT_FOV_DEG = 50.0
@@ -57,11 +57,6 @@ def default_focal_px(width: int, height: int, fov_deg: float = DEFAULT_FOV_DEG) 
     return max(width, height) / 2.0 / math.tan(math.radians(fov_deg) / 2.0)
 
 
-def list_photos(folder: Path) -> list[Path]:
-    """The image files directly in `folder`, sorted by name."""
-    return sorted((p for p in folder.iterdir() if is_image_file(p)), key=lambda p: p.name)
-
-
 def _thumb(image: np.ndarray) -> np.ndarray:
     """A 16x16 grey thumbnail: equal for the same picture even after re-encoding or resizing."""
     grey = image @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -97,7 +92,9 @@ def load_photos(folder: str | Path, max_size: int | None = None) -> Scene:
     folder = Path(folder)
     if not folder.is_dir():
         raise ReconError("not a folder of photos", folder)
-    paths = list_photos(folder)
+    from recon.io.detect import find_images  # detect imports readers; keep this module light
+
+    paths = find_images(folder)
     if len(paths) < 2:
         found = "no photos" if not paths else f"only one photo ({paths[0].name})"
         raise ReconError(f"found {found}; recovering cameras needs at least 2 overlapping photos (3–9 work best)",

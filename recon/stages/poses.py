@@ -1,25 +1,194 @@
-"""poses: cameras for every view. Known poses pass through; unposed photos need estimation."""
+"""poses: cameras for every view. Known poses pass through; unposed photos get them estimated.
+
+Paths, in the order `method="auto"` tries them for unposed photos:
+1. SIFT + COLMAP incremental SfM tuned for 3–9 photos (recon.poses.sfm), weights-free;
+2. a learned keypoint matcher through the same SfM, when `matcher` names one;
+3. a point-map prior (DUSt3R/VGGT-like), when `prior` names one.
+The log says which path produced the poses. The estimate goes to OUT/sparse/0/*.txt (COLMAP) and
+OUT/transforms.json (nerfstudio), with the images it refers to in OUT/images/.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+
 from recon.errors import ReconError
 from recon.events import Observer
-from recon.scene import Scene
+from recon.scene import Camera, Scene
 
 
 @dataclass
 class PosesConfig:
-    method: Literal["auto", "known"] = "auto"
-    """auto: keep the dataset's cameras when it has them, otherwise estimate them; known: require camera files."""
+    method: Literal["auto", "known", "sfm", "learned"] = "auto"
+    """auto: keep the dataset's cameras when it has them, otherwise estimate them (SIFT SfM, then the
+    learned matcher / prior when configured and SfM left views out); known: require camera files;
+    sfm: always estimate with SIFT SfM (ignores camera files, e.g. to benchmark); learned: use the
+    configured matcher and/or prior only."""
+    allow_partial: bool = False
+    """Continue with the views that registered instead of stopping when some did not."""
+    matcher: str | None = None
+    """Learned keypoint matcher for SfM: a local folder or a Hugging Face hub id already in the local
+    cache of a transformers keypoint-matching model (e.g. ETH-CVG/lightglue_superpoint,
+    zju-community/efficientloftr). Nothing is downloaded."""
+    prior: str | None = None
+    """Point-map prior (DUSt3R/VGGT-like) giving poses where matching fails: a local folder or cached
+    hub id loadable with transformers AutoModel (trust_remote_code), or "module:factory"."""
+    features: Literal["auto", "sift", "affine-sift"] = "auto"
+    """SIFT variant. auto: plain SIFT, then affine-covariant SIFT (several times slower, many more
+    matches across wide baselines) when the plain model is weak."""
+    feature_max_size: int = 1600
+    """Longest image side (pixels) for feature extraction; larger views are shrunk for features only."""
+    max_features: int = 8192
+    """Maximum SIFT features per image."""
+    camera_model: Literal["SIMPLE_PINHOLE", "SIMPLE_RADIAL", "PINHOLE"] = "SIMPLE_RADIAL"
+    """COLMAP camera model to estimate. SIMPLE_RADIAL also fits one radial distortion term (kept in
+    scene.meta["distortion"]; K stays pinhole)."""
+    share_cameras: bool = True
+    """One camera for all photos of the same size and initial focal (EXIF); fewer unknowns."""
+    min_inliers: int = 12
+    """Fewest verified matches for a pair of views to count as overlapping."""
+    seed: int = 0
+    """Random seed for RANSAC and the mapper (repeatable runs)."""
+    device: str = "cpu"
+    """Torch device for the learned matcher / prior."""
 
 
 def run_poses(cfg: PosesConfig, scene: Scene, out_dir: Path, obs: Observer) -> Scene:
-    """Return `scene` with every view posed (scene.meta["posed"] is True)."""
-    if scene.meta.get("posed", True):
+    """Return `scene` with every view posed (scene.meta["posed"] is True).
+
+    Estimated scenes also carry scene.points / point_colors (SfM points), meta["registration"]
+    ({view: {"registered", "reproj_error", "observations"}}) and meta["poses_method"].
+    """
+    posed = scene.meta.get("posed", True)
+    if cfg.method == "known" or (cfg.method == "auto" and posed):
+        if not posed:
+            raise ReconError("no camera files found and method=known: give a dataset with cameras, or use "
+                             "method auto to estimate them", scene.source)
         obs.log(f"poses: using the {len(scene)} cameras from {scene.source}")
         return scene
-    raise ReconError("no camera files found and pose estimation is not available yet", scene.source)
+    if len(scene) < 2:
+        raise ReconError("estimating cameras needs at least 2 overlapping photos", scene.source)
+    t0 = time.perf_counter()
+    result = _estimate(cfg, scene, obs)
+    out = _apply(cfg, scene, result, obs)
+    out.meta["poses_seconds"] = time.perf_counter() - t0
+    _write(out, Path(out_dir), obs)
+    return out
+
+
+@dataclass
+class _Estimate:
+    """Poses from whichever path ran."""
+
+    method: str
+    cameras: dict[str, Camera]
+    distortion: dict[str, dict]
+    points: np.ndarray
+    colors: np.ndarray
+    registration: dict[str, dict]
+
+
+def _sfm_options(cfg: PosesConfig):
+    from recon.poses.sfm import SfmOptions
+
+    return SfmOptions(feature_max_size=cfg.feature_max_size, max_features=cfg.max_features, features=cfg.features,
+                      camera_model=cfg.camera_model, share_cameras=cfg.share_cameras, min_inliers=cfg.min_inliers,
+                      seed=cfg.seed)
+
+
+def _from_sfm(result, scene: Scene) -> _Estimate:
+    cams = {}
+    for v in scene.views:
+        if v.name in result.world_to_cam:
+            cams[v.name] = Camera(result.K[v.name], result.world_to_cam[v.name], v.camera.width, v.camera.height)
+    return _Estimate(result.method, cams, result.distortion, result.points, result.point_colors, result.registration)
+
+
+def _estimate(cfg: PosesConfig, scene: Scene, obs: Observer) -> _Estimate:
+    """Run the paths the config allows, in order, until every view is posed."""
+    from recon.poses.sfm import run_sfm
+
+    def log(msg: str) -> None:
+        obs.log(f"poses: {msg}")
+
+    focal_known = {n: s != "default" for n, s in scene.meta.get("focal_source", {}).items()}
+    best: _Estimate | None = None
+    if cfg.method in ("auto", "sfm"):
+        log("weights-free path: SIFT + COLMAP incremental SfM")
+        best = _from_sfm(run_sfm(scene.views, focal_known, _sfm_options(cfg), log), scene)
+    if cfg.method == "learned" and not (cfg.matcher or cfg.prior):
+        raise ReconError("method=learned needs --poses.matcher or --poses.prior (a local model folder or cached hub id)",
+                         scene.source)
+    if cfg.matcher and cfg.method in ("auto", "learned") and (best is None or len(best.cameras) < len(scene)):
+        from recon.poses.learned import TransformersMatcher
+
+        matcher = TransformersMatcher(cfg.matcher, device=cfg.device)
+        log(f"learned path: {matcher.name} matches + COLMAP SfM")
+        est = _from_sfm(run_sfm(scene.views, focal_known, _sfm_options(cfg), log, matcher=matcher), scene)
+        best = est if best is None or len(est.cameras) >= len(best.cameras) else best
+    if cfg.prior and cfg.method in ("auto", "learned") and (best is None or len(best.cameras) < len(scene)):
+        est = _from_prior(cfg, scene, log)
+        best = est if best is None or len(est.cameras) >= len(best.cameras) else best
+    if best is None:  # method=sfm/auto always runs SfM, so only an unreachable config lands here
+        raise ReconError("no pose estimation path ran", scene.source)
+    if cfg.method == "auto" and len(best.cameras) < len(scene) and not (cfg.matcher or cfg.prior):
+        log("no learned matcher or prior configured (--poses.matcher / --poses.prior): weights-free result only")
+    return best
+
+
+def _from_prior(cfg: PosesConfig, scene: Scene, log) -> _Estimate:
+    from recon.poses.learned import load_prior, poses_from_pointmaps
+
+    prior = load_prior(cfg.prior, device=cfg.device)
+    log(f"learned path: point-map prior {cfg.prior}")
+    cams, pts, cols = poses_from_pointmaps(prior(scene.views), scene.views, seed=cfg.seed)
+    reg = {v.name: {"registered": c is not None, "reproj_error": None, "observations": 0}
+           for v, c in zip(scene.views, cams)}
+    return _Estimate("prior", {v.name: c for v, c in zip(scene.views, cams) if c is not None}, {}, pts, cols, reg)
+
+
+def _failure_message(missing: list[str], est: _Estimate, n: int) -> str:
+    tried = {"sift": "SIFT SfM", "affine-sift": "affine-SIFT SfM", "learned": "a learned matcher",
+             "prior": "a point-map prior"}.get(est.method, est.method)
+    return (f"{len(missing)} of {n} views could not be posed with {tried}: {', '.join(missing)}. "
+            "Try: photos with more overlap (neighbouring shots sharing most of the scene, 10–30° apart), "
+            "camera files for the dataset (--cameras / a COLMAP or transforms.json folder), a learned matcher "
+            "(--poses.matcher PATH_OR_HUB_ID, e.g. ETH-CVG/lightglue_superpoint) or point-map prior "
+            "(--poses.prior), or --poses.allow-partial to continue with the views that registered")
+
+
+def _apply(cfg: PosesConfig, scene: Scene, est: _Estimate, obs: Observer) -> Scene:
+    """The scene with estimated cameras (only registered views when allow_partial)."""
+    missing = [v.name for v in scene.views if v.name not in est.cameras]
+    if missing and (not cfg.allow_partial or len(est.cameras) < 2):
+        raise ReconError(_failure_message(missing, est, len(scene)), scene.source)
+    if missing:
+        obs.log(f"poses: continuing without {', '.join(missing)} (--poses.allow-partial)")
+    views = [replace(v, camera=est.cameras[v.name]) for v in scene.views if v.name in est.cameras]
+    meta = dict(scene.meta)
+    meta.update(posed=True, poses_method=est.method, registration=est.registration,
+                distortion={n: d for n, d in est.distortion.items() if n in est.cameras})
+    errs = [r["reproj_error"] for r in est.registration.values() if r["reproj_error"] is not None]
+    obs.log(f"poses: {len(views)}/{len(scene)} views posed by {est.method}, {len(est.points)} points"
+            + (f", mean reprojection error {np.mean(errs):.2f} px" if errs else ""))
+    return replace(scene, views=views, points=est.points if len(est.points) else None,
+                   point_colors=est.colors if len(est.points) else None, meta=meta)
+
+
+def _write(scene: Scene, out_dir: Path, obs: Observer) -> None:
+    """OUT/sparse/0/*.txt + OUT/images/NAME.png (COLMAP) and OUT/transforms.json (nerfstudio)."""
+    from recon.io.colmap import write_colmap
+    from recon.io.nerfstudio import write_transforms
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = write_colmap(scene, out_dir, save_images=True)
+    # The PNGs write_colmap saved are exactly the pixels the cameras describe (EXIF-rotated, resized).
+    write_transforms(out_dir / "transforms.json", [(v.name, v.camera) for v in scene.views],
+                     image_paths={v.name: f"images/{v.name}.png" for v in scene.views},
+                     distortion=scene.meta.get("distortion"))
+    obs.log(f"poses: wrote {model} and {out_dir / 'transforms.json'}")
