@@ -156,10 +156,10 @@ def _failure_message(missing: list[str], est: _Estimate, n: int) -> str:
     tried = {"sift": "SIFT SfM", "affine-sift": "affine-SIFT SfM", "learned": "a learned matcher",
              "prior": "a point-map prior"}.get(est.method, est.method)
     return (f"{len(missing)} of {n} views could not be posed with {tried}: {', '.join(missing)}. "
-            "Try: photos with more overlap (neighbouring shots sharing most of the scene, 10–30° apart), "
-            "camera files for the dataset (--cameras / a COLMAP or transforms.json folder), a learned matcher "
-            "(--poses.matcher PATH_OR_HUB_ID, e.g. ETH-CVG/lightglue_superpoint) or point-map prior "
-            "(--poses.prior), or --poses.allow-partial to continue with the views that registered")
+            "Try: photos with more overlap (each sharing most of the scene with a neighbour, 10–30° apart); "
+            "known camera files (a COLMAP sparse/0 or a transforms.json in the photo folder); "
+            "a learned matcher (--config.poses.matcher PATH_OR_HUB_ID, e.g. ETH-CVG/lightglue_superpoint) or "
+            "point-map prior (--config.poses.prior); or --config.poses.allow-partial to go on without them")
 
 
 def _apply(cfg: PosesConfig, scene: Scene, est: _Estimate, obs: Observer) -> Scene:
