@@ -67,10 +67,10 @@ class _Noise:
         return np.clip((acc - 0.5) * 2.2 + 0.5, 0, 1)
 
 
-def render(w2c: np.ndarray, noise: _Noise, width: int = W, height: int = H, f: float = F) -> np.ndarray:
-    """Ray-cast a box [-1,1]^3 on a floor z=-1, |x|,|y| < 6 (both textured), RGB float [H,W,3]."""
-    ss = 1
-    u, v = np.meshgrid((np.arange(width * ss) + 0.5) / ss, (np.arange(height * ss) + 0.5) / ss)
+def cast(w2c: np.ndarray, width: int = W, height: int = H, f: float = F) -> tuple[np.ndarray, np.ndarray]:
+    """Ray-cast a box [-1,1]^3 on a floor z=-1, |x|,|y| < 6: (world points [H*W,3], NaN on the sky;
+    True where the box was hit [H*W]). Rays through pixel centres (+0.5), OpenCV axes."""
+    u, v = np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5)
     d_cam = np.stack([(u - width / 2) / f, (v - height / 2) / f, np.ones_like(u)], -1).reshape(-1, 3)
     R, t = w2c[:3, :3], w2c[:3, 3]
     o, d = -R.T @ t, d_cam @ R  # world ray origins / directions
@@ -81,14 +81,19 @@ def render(w2c: np.ndarray, noise: _Noise, width: int = W, height: int = H, f: f
         t_box = np.where((tmax >= np.maximum(tmin, 0)), tmin, np.inf)
         t_floor = np.where(d[:, 2] < 0, (-1 - o[2]) / d[:, 2], np.inf)
         on_floor = np.abs(o[:2] + d[:, :2] * np.where(np.isfinite(t_floor), t_floor, 0)[:, None]).max(1) < 6
-        t_floor = np.where(on_floor, t_floor, np.inf)  # a finite floor: no aliased texture at the horizon
+    t_floor = np.where(on_floor, t_floor, np.inf)  # a finite floor: no aliased texture at the horizon
     t_hit = np.minimum(t_box, t_floor)
-    col = np.full((len(d), 3), 0.6, np.float32)  # featureless sky
-    hit = np.isfinite(t_hit)
-    p = o + d[hit] * t_hit[hit, None]
-    shade = np.where(t_box[hit] <= t_floor[hit], 1.0, 0.8)[:, None]  # box a bit brighter than the floor
-    col[hit] = noise(p + 7.3) * shade
-    return col.reshape(height * ss, width * ss, 3).reshape(height, ss, width, ss, 3).mean((1, 3))
+    pts = np.where(np.isfinite(t_hit)[:, None], o + d * np.where(np.isfinite(t_hit), t_hit, 0)[:, None], np.nan)
+    return pts, t_box <= t_floor
+
+
+def render(w2c: np.ndarray, noise: _Noise, width: int = W, height: int = H, f: float = F) -> np.ndarray:
+    """The textured scene of `cast` as RGB float [H,W,3] (sky flat grey, the box a bit brighter)."""
+    pts, box = cast(w2c, width, height, f)
+    col = np.full((len(pts), 3), 0.6, np.float32)
+    hit = np.isfinite(pts[:, 0])
+    col[hit] = noise(pts[hit] + 7.3) * np.where(box[hit], 1.0, 0.8)[:, None]
+    return col.reshape(height, width, 3)
 
 
 def write_views(folder: Path, cams: list[np.ndarray], seed: int = 0) -> list[str]:

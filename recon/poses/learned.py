@@ -114,11 +114,10 @@ class TransformersPointMapPrior:
         import torch
         import torch.nn.functional as F
 
-        batch = torch.stack([torch.from_numpy(np.ascontiguousarray(v.image[..., :3])).permute(2, 0, 1) for v in views]
-                            if len({v.image.shape for v in views}) == 1 else
-                            [F.interpolate(torch.from_numpy(np.ascontiguousarray(v.image[..., :3])).permute(2, 0, 1)[None],
-                                           size=views[0].image.shape[:2], mode="area")[0] for v in views])
-        h, w = batch.shape[-2:]
+        h, w = views[0].image.shape[:2]
+        # One batch: views of other sizes are resized to the first view's (point maps keep the pixel grid).
+        batch = torch.cat([F.interpolate(torch.from_numpy(np.ascontiguousarray(v.image[..., :3])).permute(2, 0, 1)[None],
+                                         size=(h, w), mode="area") for v in views])
         s = self.size / max(h, w)
         size = (max(14, round(h * s / 14) * 14), max(14, round(w * s / 14) * 14))  # ViT patch multiple
         batch = F.interpolate(batch.float(), size=size, mode="bilinear", align_corners=False)
@@ -148,21 +147,13 @@ def load_prior(spec: str, device: str = "cpu") -> PointMapPrior:
     return TransformersPointMapPrior(spec, device=device)
 
 
-def _focal_from_points(xy: np.ndarray, pts_cam: np.ndarray, centre: np.ndarray) -> float:
-    """Least-squares focal f with xy - centre ≈ f · (X/Z, Y/Z) for points in a camera's frame."""
-    ray = pts_cam[:, :2] / pts_cam[:, 2:3]
-    d = xy - centre
-    return float((ray * d).sum() / max((ray * ray).sum(), 1e-12))
-
-
 def poses_from_pointmaps(maps: PointMaps, views: Sequence[View], min_conf_quantile: float = 0.5,
                          max_points: int = 4000, seed: int = 0) -> tuple[list[Camera | None], np.ndarray, np.ndarray]:
     """Cameras (in the prior's common frame, at each view's size), points [P,3] and colours [P,3].
 
     Per view: the most confident pixels (above the `min_conf_quantile` quantile) give 2D–3D
-    correspondences; a first focal comes from view 0 (point maps like DUSt3R's are expressed in
-    the first camera's frame, where X/Z, Y/Z are the normalised image coordinates), then every view
-    gets focal + pose from RANSAC PnP with focal refinement. A view whose PnP fails is None.
+    correspondences between the view's pixels and the common frame; RANSAC PnP with an unknown
+    focal length (then refined) gives the camera. A view whose PnP fails is None.
     """
     import pycolmap
 
@@ -179,15 +170,12 @@ def poses_from_pointmaps(maps: PointMaps, views: Sequence[View], min_conf_quanti
         keep = np.flatnonzero((conf >= np.quantile(conf, min_conf_quantile)) & np.isfinite(pts).all(1))
         keep = rng.choice(keep, min(len(keep), max_points), replace=False) if len(keep) else keep
         centre = np.array([v.camera.width / 2, v.camera.height / 2])
-        if i == 0 or not cameras or cameras[0] is None:
-            f0 = _focal_from_points(xy[keep], pts[keep], centre) if i == 0 and (pts[keep, 2] > 0).all() else None
-            f = f0 if f0 and f0 > 0 else float(v.camera.K[0, 0])
-        else:
-            f = float(cameras[0].K[0, 0]) * v.camera.width / cameras[0].width
         cam = pycolmap.Camera(model="SIMPLE_PINHOLE", width=v.camera.width, height=v.camera.height,
-                              params=[f, centre[0], centre[1]])
+                              params=[float(v.camera.K[0, 0]), centre[0], centre[1]])
         opts = pycolmap.AbsolutePoseEstimationOptions()
+        opts.estimate_focal_length = True  # the prior fixes geometry, not intrinsics: P4Pf per view
         opts.ransac.max_error = 0.01 * max(v.camera.width, v.camera.height)
+        opts.ransac.random_seed = seed
         ref = pycolmap.AbsolutePoseRefinementOptions()
         ref.refine_focal_length = True
         res = pycolmap.estimate_and_refine_absolute_pose(xy[keep], pts[keep], cam, opts, ref) if len(keep) >= 6 else None

@@ -122,8 +122,8 @@ def _estimate(cfg: PosesConfig, scene: Scene, obs: Observer) -> _Estimate:
         log("weights-free path: SIFT + COLMAP incremental SfM")
         best = _from_sfm(run_sfm(scene.views, focal_known, _sfm_options(cfg), log), scene)
     if cfg.method == "learned" and not (cfg.matcher or cfg.prior):
-        raise ReconError("method=learned needs --poses.matcher or --poses.prior (a local model folder or cached hub id)",
-                         scene.source)
+        raise ReconError("method=learned needs --config.poses.matcher or --config.poses.prior "
+                         "(a local model folder or cached hub id)", scene.source)
     if cfg.matcher and cfg.method in ("auto", "learned") and (best is None or len(best.cameras) < len(scene)):
         from recon.poses.learned import TransformersMatcher
 
