@@ -1,44 +1,80 @@
-"""`recon eval`: the command's options and entry point (the work is in recon.eval.evaluate)."""
+"""`recon eval`: the command's options and entry point (the work is in recon.eval.batch)."""
 
 from __future__ import annotations
 
 import dataclasses
+import shlex
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Optional
 
+from recon.errors import ReconError
 from recon.pipeline import RunConfig
 
 
 @dataclass
 class Eval:
-    """Evaluate on a benchmark protocol: train on its views, score its test views."""
+    """Evaluate on benchmark protocols (DTU, LLFF, NeRF-synthetic, SpaRe): one scene or a batch, locally or on Ray."""
 
     data: Path
-    """The scene's dataset folder (e.g. a DTU scan in the NeuS/IDR or RegNeRF layout, an LLFF scene)."""
-    protocol: Literal["dtu", "llff"] = "dtu"
-    """Which split and metrics (see recon/eval/protocols.py)."""
-    views: int = 3
-    """Number of training views."""
+    """A scene folder (DTU scan, LLFF scene, Blender scene) or a data root holding many (SpaRe: its release folder)."""
+    protocol: Literal["dtu", "llff", "blender", "spare", "auto"] = "dtu"
+    """Split and metrics (recon/eval/protocols.py, spare.py). auto: DTU, LLFF and Blender scenes by layout."""
+    views: tuple[int, ...] = (3,)
+    """Training view counts, e.g. --views 3 6 9 (SpaRe's split file fixes its own)."""
+    scenes: tuple[str, ...] = ()
+    """Scenes (default: all found): NAME, NAME@3 or NAME@3,6 (only those view counts), 'standard' (benchmark set)."""
     out: Path = Path("runs/eval")
-    """Output folder: results.json, NAME/test/VIEW.png, NAME/run/."""
+    """Output folder: [views{N}/]results.json, results.csv, report.md, plots/, [views{N}/]NAME/{test,run}/."""
     preset: str = "default"
     """Preset from configs/ or a .yaml path."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    force: bool = False
+    """Recompute finished jobs (by default a scene/view count finished with the same settings is reused)."""
+    timeout: Optional[float] = None
+    """Seconds per scene/view count: a job past it is stopped and recorded as timed out (own process per job)."""
+    threads: Optional[int] = None
+    """CPU threads per job, locally and per Ray task (default: CPU count); equal threads, equal numbers."""
+    ray: Optional[tuple[str, ...]] = None
+    """One Ray task per scene/view count: --ray (local Ray or $RAY_ADDRESS) or --ray ADDRESS (auto, ray://h:10001)."""
+    gpus_per_task: Optional[float] = None
+    """GPUs per Ray task (default: 1 with --device cuda, else 0)."""
+    split: Optional[Path] = None
+    """SpaRe split file (e.g. Track1_split_development.json); default: the one *split*.json in --data."""
+    submission: bool = False
+    """SpaRe: also write the challenge submission (1600x1200, SCENE/rect_XXX_3_r5000.png or cam_..., zip)."""
     config: RunConfig = field(default_factory=RunConfig)
     """Per-stage settings; defaults come from the preset."""
 
     def main(self) -> None:
-        from recon.eval.evaluate import evaluate_scene
-        from recon.events import Observers
-        from recon.progress import ConsoleProgress, RunLog
+        from recon.eval.batch import BatchSpec, run_batch
 
-        cfg = dataclasses.replace(self.config, device=self.device)
-        obs = Observers([ConsoleProgress(), RunLog(self.out / "eval.log")])
-        results = evaluate_scene(self.protocol, self.data, self.views, cfg, self.preset, self.out, obs)
-        m = results["mean"]
-        fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
-        print(f"{self.protocol} {self.views}-view: PSNR {fmt(m['psnr'])}  masked PSNR {fmt(m['psnr_masked'])}  "
-              f"SSIM {fmt(m['ssim'])}  LPIPS {fmt(m['lpips'])}  ({m['seconds']:.0f} s)  → {self.out / 'results.json'}")
-        for note in results.get("notes", []):
-            print(f"note: {note}")
+        if self.split is not None and self.protocol != "spare":
+            raise ReconError("--split is the SpaRe split file: use it with --protocol spare")
+        if any(n < 1 for n in self.views):
+            raise ReconError(f"--views must be positive, got {list(self.views)}")
+        options = {"split_file": str(self.split)} if self.split is not None else {}
+        argv = sys.argv[1:]
+        spec = BatchSpec(
+            protocol=self.protocol, data=self.data, views=tuple(self.views), out=self.out,
+            cfg=dataclasses.replace(self.config, device=self.device), preset=self.preset, scenes=tuple(self.scenes),
+            protocol_options=options, force=self.force, timeout=self.timeout, threads=self.threads,
+            submission=self.submission, ray=self.ray, gpus_per_task=self.gpus_per_task,
+            progress=sys.stderr.isatty() and self.ray is None,
+            command="recon " + shlex.join(argv) if argv[:1] == ["eval"] else "",
+        )
+        results = run_batch(spec)
+        for n, data in results.items():
+            m = data["mean"]
+            fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+            ok = sum(e.get("status") == "ok" for e in data["scenes"].values())
+            print(f"{data['protocol']} {n}-view ({ok}/{len(data['scenes'])} scenes): PSNR {fmt(m.get('psnr'))}  "
+                  f"masked PSNR {fmt(m.get('psnr_masked'))}  SSIM {fmt(m.get('ssim'))}  LPIPS {fmt(m.get('lpips'))}")
+            for note in data.get("notes", []):
+                print(f"note: {note}")
+        print(f"report: {self.out / 'report.md'}")
+        failed = [(n, name) for n, d in results.items() for name, e in d["scenes"].items() if e.get("status") != "ok"]
+        if failed:  # every output is written; the exit status tells scripts that something is missing
+            raise ReconError(f"{len(failed)} scene/view count(s) failed or timed out "
+                             f"({', '.join(f'{name}@{n}' for n, name in failed[:5])}): see {self.out / 'report.md'}")

@@ -1,89 +1,259 @@
-"""`recon eval` for one scene: train on the protocol's views, render its test views, score them.
+"""One evaluation job: train a protocol's views of one scene, render its test views, score them.
 
-Writes (the contract other tools read):
-  OUT/results.json                {"protocol","views","preset","device","scenes":{NAME:{...}},"mean":{...}}
-  OUT/NAME/test/VIEW.png          test renders (VIEW = the dataset's 3-digit image index)
-  OUT/NAME/run/splat.ply          the trained splat (and the rest of the run folder)
+A job runs the same way in the batch's own process, in a child process (with a timeout) or in a
+Ray worker, so the numbers cannot depend on where it ran: the thread counts are fixed per job, and
+the pipeline is seeded by its config.
+
+A job writes into its scene folder (the contract of #2):
+  NAME/test/VIEW.png    test renders at the evaluated resolution (VIEW = the dataset's index, 3 digits)
+  NAME/run/splat.ply    the trained splat (and the rest of the run folder, with its stage cache)
+  NAME/contact.png      a few test renders above their photos, for the batch's contact sheet
+A worker that does not see the batch's output folder (a multi-node Ray cluster without shared
+storage) works in a temporary folder and returns those files as bytes for the driver to write.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from recon.cache import atomic_write_json, config_digest
-from recon.eval.metrics import Lpips, masked_psnr, psnr, ssim
-from recon.eval.protocols import get_protocol
-from recon.events import Observer
+from recon.cache import config_digest
+from recon.eval.metrics import Lpips
+from recon.eval.protocols import Prepared, Protocol, SceneRef, get_protocol
+from recon.events import Observer, Observers
 from recon.pipeline import RunConfig, resolve_device, run_pipeline
-from recon.stages.export import render_view, write_png
+
+# Bump when a change to the protocols or the scoring makes finished jobs' numbers stale.
+EVAL_VERSION = 1
+TOKEN_FILE = ".batch-token"
 
 
 @dataclass
-class SceneScore:
-    psnr: float
-    psnr_masked: float | None
-    ssim: float
-    lpips: float | None
-    seconds: float
-    num_gaussians: int
-    train_views: list[int]
-    test_views: list[int]
+class Job:
+    """One (scene, view count) of a batch; picklable, so it can travel to a Ray worker."""
+
+    protocol: Protocol
+    scene: SceneRef
+    n_views: int
+    scene_dir: str
+    """OUT[/views{N}]/NAME on the driver's filesystem."""
+    cfg: RunConfig
+    threads: int | None = None
+    """torch/numba threads; fixed so local and Ray runs sum floats in the same order."""
+    submission_dir: str | None = None
+    """Write challenge-named renders here (SpaRe --submission)."""
+    token: str = ""
+    """The batch's token, also written to OUT/.batch-token: a worker that reads it there shares
+    the driver's filesystem and writes in place."""
+    progress: bool = False
+    """Show the optimisation progress on the console (local runs)."""
+
+    @property
+    def label(self) -> str:
+        return f"{self.protocol.name}/{self.scene.name}@{self.n_views}"
+
+    def key(self) -> str:
+        """What a finished job's numbers depend on: a job with the same key is not recomputed."""
+        return config_digest({
+            "eval_version": EVAL_VERSION, "protocol": self.protocol.name, "options": self.protocol.options(),
+            "data": str(Path(self.scene.path).resolve()), "scene": self.scene.name, "views": self.n_views,
+            "config": self.cfg, "submission": self.submission_dir is not None,
+        })
 
 
-def score_views(renders: dict[int, np.ndarray], scene, test_ids: list[int], masked: bool,
-                lpips: Lpips) -> dict[str, float | None]:
-    """Mean per-view metrics of `renders` {index: [H,W,3]} against the scene's photos."""
-    by_index = {v.index: v for v in scene.views}
-    rows = []
-    for i in test_ids:
-        v, r = by_index[i], renders[i]
-        row = {"psnr": psnr(r, v.image), "ssim": ssim(r, v.image), "lpips": lpips(r, v.image)}
-        row["psnr_masked"] = masked_psnr(r, v.image, v.mask) if masked and v.mask is not None else None
-        rows.append(row)
-    return {k: (None if any(r[k] is None for r in rows) else float(np.mean([r[k] for r in rows])))
-            for k in ("psnr", "psnr_masked", "ssim", "lpips")}
+def _set_threads(n: int | None) -> tuple[int, int] | None:
+    """Fix torch's and numba's thread counts; returns the previous ones."""
+    if not n:
+        return None
+    import numba
+    import torch
+
+    before = (torch.get_num_threads(), numba.get_num_threads())
+    torch.set_num_threads(n)
+    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+    return before
+
+
+def _restore_threads(before: tuple[int, int] | None) -> None:
+    if before is not None:
+        import numba
+        import torch
+
+        torch.set_num_threads(before[0])
+        numba.set_num_threads(before[1])
+
+
+def _shares_filesystem(job: Job) -> bool:
+    if not job.token:
+        return True  # a direct call (evaluate_scene, tests): no batch folder to check
+    for folder in (Path(job.scene_dir).parent, Path(job.scene_dir).parent.parent):
+        marker = folder / TOKEN_FILE
+        if marker.is_file():
+            return marker.read_text().strip() == job.token
+    return False
+
+
+def error_result(job: Job, status: str, message: str, trace: str = "") -> dict:
+    """The record of a job that failed or timed out (the batch goes on)."""
+    entry = {k: None for k in job.protocol.metrics}
+    entry.update(protocol=job.protocol.name, views=job.n_views, status=status, error=message,
+                 seconds=None, num_gaussians=None, train_views=[], test_views=[])
+    return {"entry": entry, "per_view": [], "notes": [], "files": {}, "submission_files": {}, "traceback": trace}
+
+
+def run_job(job: Job, obs: Observer | None = None) -> dict:
+    """Run one job and return {"entry", "per_view", "notes", "files", "submission_files"}.
+    Exceptions propagate (see `execute` for the isolating wrapper)."""
+    shared = _shares_filesystem(job)
+    work = Path(job.scene_dir) if shared else Path(tempfile.mkdtemp(prefix="recon-eval-"))
+    sub = Path(job.submission_dir) if (shared and job.submission_dir) else work / "_submission"
+    before = _set_threads(job.threads)
+    try:
+        result = _train_and_score(job, work, sub, obs)
+    finally:
+        _restore_threads(before)
+    result["files"], result["submission_files"] = {}, {}
+    if not shared:  # ship the deliverables back; the stage cache stays behind
+        for rel in ["contact.png", "run/splat.ply", "run/run.json", *sorted(
+                str(p.relative_to(work)) for p in (work / "test").glob("*.png"))]:
+            if (work / rel).is_file():
+                result["files"][rel] = (work / rel).read_bytes()
+        if job.submission_dir:
+            for p in sorted(sub.rglob("*.png")):
+                result["submission_files"][str(p.relative_to(sub))] = p.read_bytes()
+        shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+def _train_and_score(job: Job, work: Path, sub: Path, obs: Observer | None) -> dict:
+    from recon.progress import ConsoleProgress, RunLog
+    from recon.stages.export import render_view, write_png
+
+    observers = Observers([RunLog(work / "eval.log")] + ([ConsoleProgress()] if job.progress else []))
+    if obs is not None:
+        observers.add(obs)
+    t0 = time.perf_counter()
+    prep: Prepared = job.protocol.prepare(job.scene, job.n_views)
+    key = config_digest([str(Path(job.scene.path).resolve()), job.scene.name, job.protocol.name,
+                         job.protocol.options(), prep.split.train])
+    result = run_pipeline(job.cfg, work / "run", observers, scene=prep.train, scene_key=key)
+    gaussians, _ = result.artifacts["optimize"]
+    device = resolve_device(job.cfg.device)
+    backend = job.cfg.optimize.backend
+    lpips = Lpips()
+    per_view, renders = [], {}
+    for index, cam in sorted(prep.test_cameras.items()):
+        img = render_view(gaussians, cam, backend, device)
+        write_png(work / "test" / f"{index:03d}.png", img)
+        # Score the 8-bit image a reader of the PNG gets, so files and numbers agree.
+        renders[index] = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8).astype(np.float32) / 255
+        if job.submission_dir:
+            name = job.protocol.submission_name(job.scene, index)
+            from recon.eval.spare import SUBMISSION_SIZE
+
+            full = img if (cam.width, cam.height) == SUBMISSION_SIZE else render_view(
+                gaussians, cam.resized(*SUBMISSION_SIZE), backend, device)
+            write_png(sub / name, full)
+        if index in prep.gt:
+            per_view.append({"view": index, **job.protocol.score(renders[index], prep.gt[index], lpips)})
+    seconds = time.perf_counter() - t0
+    _write_contact(work / "contact.png", renders, prep)
+    entry = {k: _mean([r[k] for r in per_view]) for k in job.protocol.metrics}
+    entry.update(protocol=job.protocol.name, views=job.n_views, status="ok", error=None,
+                 seconds=round(seconds, 2), num_gaussians=len(gaussians), train_views=prep.split.train,
+                 test_views=prep.split.test, scored_views=len(per_view))
+    notes = list(prep.notes) + ([lpips.reason] if lpips.reason else [])
+    return {"entry": entry, "per_view": per_view, "notes": notes}
+
+
+def _mean(values: list) -> float | None:
+    """Mean over views; None when any view lacks the metric (never a mean of a subset)."""
+    if not values or any(v is None for v in values):
+        return None
+    return float(np.mean(values))
+
+
+def _write_contact(path: Path, renders: dict[int, np.ndarray], prep: Prepared, k: int = 3,
+                   height: int = 120) -> None:
+    """Up to `k` test views, render above photo, scaled to `height` px per image."""
+    from PIL import Image
+
+    from recon.stages.export import write_png
+
+    ids = [i for i in sorted(renders) if i in prep.gt]
+    if not ids:
+        return
+    picks = [ids[j] for j in sorted({int(round(x)) for x in np.linspace(0, len(ids) - 1, min(k, len(ids)))})]
+    cols = []
+    for i in picks:
+        pair = np.concatenate([renders[i], prep.gt[i].image], axis=0)
+        h, w = pair.shape[:2]
+        size = (max(1, round(w * 2 * height / h)), 2 * height)
+        im = Image.fromarray((np.clip(pair, 0, 1) * 255 + 0.5).astype(np.uint8)).resize(size, Image.BOX)
+        cols.append(np.asarray(im, dtype=np.float32) / 255)
+        cols.append(np.ones((2 * height, 4, 3), np.float32))  # white gutter
+    write_png(path, np.concatenate(cols[:-1], axis=1))
+
+
+def execute(job: Job, timeout: float | None = None) -> dict:
+    """`run_job` with failure isolation: an exception becomes an error record; with a timeout the
+    job runs in a child process that is killed when the time is up."""
+    if timeout:
+        return _execute_in_child(job, timeout)
+    try:
+        return run_job(job)
+    except Exception as e:  # noqa: BLE001 - any failure of one scene must not stop the batch
+        return error_result(job, "error", _one_line(e), traceback.format_exc())
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return f"{type(e).__name__}: {text}"[:400]
+
+
+def _child(job: Job, conn) -> None:
+    conn.send(execute(job))
+    conn.close()
+
+
+def _execute_in_child(job: Job, timeout: float) -> dict:
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")  # fork would copy torch/numba thread pools in odd states
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(job, child), daemon=True)
+    proc.start()
+    child.close()
+    try:
+        if parent.poll(timeout):
+            try:
+                return parent.recv()
+            except EOFError:
+                pass
+        else:
+            return error_result(job, "timeout", f"timed out after {timeout:g} s")
+        proc.join(5)
+        return error_result(job, "error", f"the job's process died (exit code {proc.exitcode})")
+    finally:
+        if proc.is_alive():
+            proc.kill()
+        proc.join(5)
+        parent.close()
 
 
 def evaluate_scene(protocol_name: str, data: Path, n_views: int, cfg: RunConfig, preset: str,
-                   out: Path, obs: Observer) -> dict:
-    """Train + test one scene under a protocol; writes results.json and returns it."""
+                   out: Path, obs: Observer | None = None) -> dict:
+    """#2's single-scene entry point: one scene at one view count; writes OUT/results.json (and
+    the batch's report) and returns the results.json content."""
+    from recon.eval.batch import BatchSpec, run_batch
+
     protocol = get_protocol(protocol_name)
-    full = protocol.load(Path(data))
-    split = protocol.split(full, n_views)
-    name = Path(data).resolve().name
-    scene_dir = Path(out) / name
-    t0 = time.perf_counter()
-    train = full.subset(split.train)
-    result = run_pipeline(cfg, scene_dir / "run", obs, scene=train,
-                          scene_key=config_digest([str(Path(data).resolve()), protocol_name, split.train]))
-    gaussians, _ = result.artifacts["optimize"]
-    seconds = time.perf_counter() - t0
-    device = resolve_device(cfg.device)
-    renders = {}
-    test = full.subset(split.test)
-    for v in test.views:
-        renders[v.index] = render_view(gaussians, v.camera, cfg.optimize.backend, device)
-        # Scores are computed from the 8-bit PNG a reader would load, so files and numbers agree.
-        write_png(scene_dir / "test" / f"{v.index:03d}.png", renders[v.index])
-        renders[v.index] = np.round(np.clip(renders[v.index], 0, 1) * 255) / 255
-    lpips = Lpips()
-    scores = score_views(renders, test, split.test, protocol.masked, lpips)
-    entry = SceneScore(psnr=scores["psnr"], psnr_masked=scores["psnr_masked"], ssim=scores["ssim"],
-                       lpips=scores["lpips"], seconds=round(seconds, 2), num_gaussians=len(gaussians),
-                       train_views=split.train, test_views=split.test)
-    results = {"protocol": protocol_name, "views": n_views, "preset": preset, "device": device,
-               "scenes": {name: vars(entry)}, "mean": _mean([vars(entry)])}
-    if lpips.reason:
-        results["notes"] = [lpips.reason]
-    atomic_write_json(Path(out) / "results.json", results)
-    return results
-
-
-def _mean(entries: list[dict]) -> dict:
-    keys = ("psnr", "psnr_masked", "ssim", "lpips", "seconds", "num_gaussians")
-    return {k: (None if any(e[k] is None for e in entries) else float(np.mean([e[k] for e in entries])))
-            for k in keys}
+    spec = BatchSpec(protocol=protocol.name, data=Path(data), views=(n_views,), out=Path(out), cfg=cfg,
+                     preset=preset)
+    return run_batch(spec)[n_views]

@@ -59,3 +59,43 @@ class Lpips:
         b = torch.from_numpy(np.ascontiguousarray(gt, dtype=np.float32)).permute(2, 0, 1)[None]
         with torch.no_grad():
             return float(self._metric(a.clamp(0, 1), b.clamp(0, 1)))
+
+
+def on_background(image: np.ndarray, mask: np.ndarray, value: float = 1.0) -> np.ndarray:
+    """`image` [H,W,3] with the pixels outside `mask` [H,W] set to `value` (RegNeRF's DTU SSIM and
+    LPIPS see the object on white, so background errors do not count)."""
+    m = mask.astype(bool)[..., None]
+    return np.where(m, image, np.float32(value)).astype(np.float32)
+
+
+def mask_box(mask: np.ndarray, min_size: int = 11) -> tuple[int, int, int, int]:
+    """The tight box (y0, y1, x0, x1), end-exclusive, around the True pixels of `mask` [H,W].
+
+    A side shorter than `min_size` is widened about its centre (within the image) so SSIM's
+    11-pixel window fits; the SpaRe challenge's SSIM-M and LPIPS-M are computed in this box."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        raise ValueError("mask_box: the mask selects no pixel")
+    box = []
+    for lo, hi, size in ((rows[0], rows[-1] + 1, mask.shape[0]), (cols[0], cols[-1] + 1, mask.shape[1])):
+        width = min(max(hi - lo, min_size), size)
+        start = max(0, min(lo - (width - (hi - lo)) // 2, size - width))
+        box += [int(start), int(start + width)]
+    return box[0], box[1], box[2], box[3]
+
+
+def crop(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    y0, y1, x0, x1 = box
+    return np.ascontiguousarray(image[y0:y1, x0:x1])
+
+
+def box_ssim(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> float:
+    """SSIM inside the tight box around the object (`mask_box`)."""
+    box = mask_box(mask)
+    return ssim(crop(pred, box), crop(gt, box))
+
+
+def box_lpips(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, lpips: "Lpips") -> float | None:
+    """LPIPS inside the tight box around the object; None where LPIPS is unavailable."""
+    box = mask_box(mask)
+    return lpips(crop(pred, box), crop(gt, box))
