@@ -288,3 +288,29 @@ def test_missing_path_raises_before_starting_a_server(tmp_path: Path) -> None:
         vview.ViewSession(tmp_path / "nope.ply", port=0)
     assert threading.active_count() == before
 
+
+
+@pytest.mark.slow
+def test_pipeline_run_streams_into_the_viewer_and_view_reopens_it(tmp_path: Path, scene) -> None:
+    """The real pipeline with the observer attached; then the run folder opened by `view`."""
+    from test_pipeline import tiny_config
+
+    from recon.events import Observers
+    from recon.pipeline import run_pipeline
+
+    with live.ViewerObserver(port=0, interval=0.0) as obs:
+        result = run_pipeline(tiny_config(40), tmp_path, Observers([obs]), scene=scene, scene_key="s")
+        obs.flush()
+    final, _ = result.artifacts["optimize"]
+    assert obs.pushes >= 2  # init, then optimisation states
+    assert obs.app._splat.buffer.shape[0] == int(splats.finite_mask(final).sum())
+    assert len(obs.app.frustums) == len(scene.views)
+    assert obs.app._fields["Stage"].value.startswith("export")
+
+    loaded = vview.load(tmp_path)
+    assert len(loaded.cameras) == len(scene.views) and len(loaded.gaussians) == len(final)
+    # Thumbnails come from the right half of renders/<name>.png: the photo.
+    np.testing.assert_allclose(loaded.images[0] / 255.0, scene.views[0].image, atol=1 / 255 + 1e-6)
+    with vview.ViewSession(tmp_path, port=0) as session:
+        assert len(session.app.frustums) == len(scene.views)
+        np.testing.assert_allclose(session.server.initial_camera.position, scene.views[0].camera.center)

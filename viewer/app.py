@@ -92,8 +92,11 @@ def depth_to_rgb(depth: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 class ViewerApp:
     """The viewer's content on one viser server. Thread-safe: call from any thread."""
 
-    def __init__(self, server: viser.ViserServer, *, live: bool = False) -> None:
+    def __init__(self, server: viser.ViserServer, *, live: bool = False, exact_max_duty: float = 1.0) -> None:
+        """live: show the run panel (stage, step, loss, PSNR, pause). exact_max_duty: the largest
+        fraction of wall time exact renders may take (they share the CPU with the optimiser)."""
         self.server = server
+        self.exact_max_duty = exact_max_duty
         self._lock = threading.RLock()
         self._splat: viser.GaussianSplatHandle | None = None
         self._gaussians: Gaussians | None = None
@@ -101,7 +104,6 @@ class ViewerApp:
         self._stopping = threading.Event()
         self._render_wake = threading.Event()
         self._dirty_clients: set[int] = set()
-        self.last_push_seconds = 0.0
         self.frustum_scale = 0.1
         self.frustums: list[viser.CameraFrustumHandle] = []
         self._build_panel(live)
@@ -140,6 +142,9 @@ class ViewerApp:
         return self._paused.is_set()
 
     def toggle_pause(self) -> None:
+        """Pause or resume the run (the pipeline polls `paused` through should_pause())."""
+        if not hasattr(self, "_pause_button"):
+            return  # a finished splat has nothing to pause
         if self._paused.is_set():
             self._paused.clear()
             self._pause_button.label = "Pause"
@@ -154,7 +159,6 @@ class ViewerApp:
     # --- content ---------------------------------------------------------------------------
     def set_gaussians(self, g: Gaussians) -> SplatArrays:
         """Show `g`: convert and send in one message; re-render exact views if one is shown."""
-        t0 = time.perf_counter()
         arrays = to_splat_arrays(g)
         with self._lock:
             self._gaussians = g
@@ -166,7 +170,6 @@ class ViewerApp:
             else:
                 self._splat.set_gaussians(arrays.centers, arrays.covariances, arrays.rgbs, arrays.opacities)
         self.set_status(Gaussians=len(arrays))
-        self.last_push_seconds = time.perf_counter() - t0
         if self.display_mode != DISPLAY_MODES[0]:
             self._request_render(all_clients=True)
         return arrays
@@ -248,10 +251,14 @@ class ViewerApp:
                 g = self._gaussians
             if g is None or self.display_mode == DISPLAY_MODES[0]:
                 continue
+            t0 = time.perf_counter()
             for cid in dirty:
                 client = self.server.get_clients().get(cid)
                 if client is not None and not self._stopping.is_set():
                     self._render_client(client, g)
+            if self.exact_max_duty < 1.0:
+                busy = time.perf_counter() - t0
+                self._stopping.wait(busy * (1 / self.exact_max_duty - 1))
 
     def _render_client(self, client: viser.ClientHandle, g: Gaussians) -> None:
         mode = self.display_mode
@@ -264,7 +271,7 @@ class ViewerApp:
             self._note.content = f"*Exact render failed: {type(e).__name__}: {e}*"
             return
         self._note.content = f"*{mode}: {image.shape[1]}×{image.shape[0]} by recon's renderer*"
-        client.scene.set_background_image(image, format="jpeg", jpeg_quality=90)
+        client.scene.set_background_image(image, format="png")  # jpeg rings around hard edges
 
     def close(self) -> None:
         """Stop the render thread (the server is stopped by its owner)."""

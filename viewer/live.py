@@ -46,7 +46,8 @@ class ViewerObserver(Observer):
         self.interval = interval
         self.max_duty = max_duty
         self.server = server if server is not None else start_server(host, port, label="recon · live")
-        self.app = ViewerApp(self.server, live=True)
+        # Exact renders are asked for by a person looking; still, leave the optimiser most of the CPU.
+        self.app = ViewerApp(self.server, live=True, exact_max_duty=0.25)
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._closed = False
@@ -80,6 +81,8 @@ class ViewerObserver(Observer):
     def gaussians_updated(self, gaussians: "Gaussians", step: int) -> None:
         # A reference, not a copy: the pipeline hands over a snapshot (Gaussians.from_params).
         self._pending_gaussians = (gaussians, step)
+        if step >= 0:
+            self._status = {**self._status, "Step": step}
         self._wake.set()
 
     def step_metrics(self, step: int, metrics: dict[str, float]) -> None:
@@ -118,10 +121,8 @@ class ViewerObserver(Observer):
         pending, self._pending_gaussians = self._pending_gaussians, None
         if pending is None:
             return 0.0
-        g, step = pending
+        g, _ = pending
         arrays = self.app.set_gaussians(g)
-        if step >= 0:
-            self.app.set_status(Step=step)
         if not self._framed and len(arrays):
             # No cameras known (a bare init): frame the splat itself, once.
             centre, radius = robust_bounds(arrays.centers, arrays.opacities)

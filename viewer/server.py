@@ -21,7 +21,7 @@ def start_server(
     label: str = "recon",
     out: TextIO | None = None,
 ) -> viser.ViserServer:
-    """Start viser on host:port; if the port is taken, on the next free one.
+    """Start viser on host:port; if the port is taken, on the next free one (port 0: any).
 
     viser itself walks up from a busy port; we say so (on `out`, default stderr) and print the
     URL in one line instead of viser's banner, so `recon run --viewer` output stays readable.
@@ -31,7 +31,7 @@ def start_server(
     with contextlib.redirect_stdout(io.StringIO()):
         server = viser.ViserServer(host=host, port=port, label=label, verbose=False)
     actual = server.get_port()
-    if actual != port:
+    if port != 0 and actual != port:  # 0 asks the OS for any free port
         print(f"recon viewer: port {port} is busy, using {actual} instead", file=out)
     print(f"recon viewer: {viewer_url(server)}", file=out, flush=True)
     return server

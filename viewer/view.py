@@ -79,15 +79,23 @@ def camera_from_json(entry: dict[str, Any]) -> Camera | None:
     return Camera(K=K, world_to_cam=w2c, width=int(entry["width"]), height=int(entry["height"]))
 
 
-def _load_image(entry: dict[str, Any], root: Path) -> np.ndarray | None:
-    for key in ("image", "image_path", "file_path", "path"):
-        if isinstance(entry.get(key), str) and (root / entry[key]).is_file():
-            try:
-                import imageio.v3 as iio
+def _load_image(entry: dict[str, Any], root: Path, cam: Camera) -> np.ndarray | None:
+    """The photo of a cameras.json entry: a path under "image"/"file_path", else the right half
+    of RUN/renders/<name>.png (recon's export writes render | photo side by side)."""
+    import imageio.v3 as iio
 
-                return np.asarray(iio.imread(root / entry[key]))[..., :3]
-            except Exception:  # a missing or odd photo only loses the frustum's thumbnail
-                return None
+    paths = [root / entry[k] for k in ("image", "image_path", "file_path") if isinstance(entry.get(k), str)]
+    side_by_side = root / "renders" / f"{entry.get('name', '')}.png"
+    try:
+        for path in paths:
+            if path.is_file():
+                return np.asarray(iio.imread(path))[..., :3]
+        if entry.get("name") and side_by_side.is_file():
+            img = np.asarray(iio.imread(side_by_side))[..., :3]
+            if img.shape[1] == 2 * cam.width:
+                return img[:, cam.width:]
+    except Exception:  # an unreadable photo only costs the frustum its thumbnail
+        return None
     return None
 
 
@@ -106,7 +114,7 @@ def load_cameras(run_dir: Path) -> tuple[list[Camera], list[np.ndarray | None]]:
         cam = camera_from_json(entry) if isinstance(entry, dict) else None
         if cam is not None:
             cameras.append(cam)
-            images.append(_load_image(entry, run_dir))
+            images.append(_load_image(entry, run_dir, cam))
     return cameras, images
 
 
@@ -164,15 +172,20 @@ class ViewSession:
 def view(path: Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
     """Serve `path` (a run folder or a .ply) until Ctrl-C, SIGTERM or SIGHUP; then stop cleanly."""
     stop = threading.Event()
+    previous = {}
     if threading.current_thread() is threading.main_thread():
         # A closed terminal sends SIGHUP; treat it like Ctrl-C so the server is stopped, not killed.
         for sig in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, lambda *_: stop.set())
-    with ViewSession(path, host, port) as session:
-        n = len(session.loaded.gaussians)
-        print(f"recon viewer: showing {n:,} Gaussians from {session.loaded.ply} — Ctrl-C to stop", flush=True)
-        try:
-            while not stop.wait(timeout=0.5):
+            previous[sig] = signal.signal(sig, lambda *_: stop.set())
+    try:
+        with ViewSession(path, host, port) as session:
+            n = len(session.loaded.gaussians)
+            print(f"recon viewer: showing {n:,} Gaussians from {session.loaded.ply} — Ctrl-C to stop", flush=True)
+            try:
+                while not stop.wait(timeout=0.5):
+                    pass
+            except KeyboardInterrupt:
                 pass
-        except KeyboardInterrupt:
-            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
