@@ -191,17 +191,16 @@ def test_unmatched_view_is_named_or_skipped(tmp_path):
 
 
 def test_known_cameras_pass_through(tmp_path):
-    from synthetic import synthetic_scene
+    from recon.scene import Camera, Scene, View
 
-    scene = synthetic_scene()
+    K = np.array([[F / 4, 0, W / 8], [0, F / 4, H / 8], [0, 0, 1]])
+    noise = _Noise(0)
+    views = [View(f"v{i}", i, Camera(K, w2c, W // 4, H // 4), render(w2c, noise, W // 4, H // 4, F / 4))
+             for i, w2c in enumerate(arc_cameras(3))]
+    scene = Scene(views, source="posed dataset", meta={"posed": True})
     assert run_poses(PosesConfig(), scene, tmp_path, Log()) is scene
-    unposed = load_photos_like(scene, tmp_path)
-    with pytest.raises(ReconError, match="method=known"):
-        run_poses(PosesConfig(method="known"), unposed, tmp_path, Log())
-
-
-def load_photos_like(scene, tmp_path: Path):
-    """The synthetic scene's images as an unposed photo folder."""
-    for v in scene.views:
+    assert run_poses(PosesConfig(method="known"), scene, tmp_path, Log()) is scene
+    for v in views:
         Image.fromarray((v.image * 255).astype(np.uint8)).save(tmp_path / f"{v.name}.png")
-    return load_photos(tmp_path)
+    with pytest.raises(ReconError, match="method=known"):
+        run_poses(PosesConfig(method="known"), load_photos(tmp_path), tmp_path, Log())

@@ -72,7 +72,7 @@ def extract_sift(image: np.ndarray, max_size: int, max_features: int, affine: bo
     opts.sift.max_num_features = max_features
     opts.sift.estimate_affine_shape = affine
     opts.sift.domain_size_pooling = affine
-    opts.num_threads = 2
+    opts.num_threads = -1
     extractor = pycolmap.FeatureExtractor.create(opts, pycolmap.Device.cpu)
     u8, scale = grey_u8(image, max_size)
     kps, desc = extractor.extract_from_uint8_array(u8)

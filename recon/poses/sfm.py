@@ -5,7 +5,10 @@ triangulation angle, a new image 30 inliers, and points seen by only two views a
 triangulated. With a handful of photos those rules leave views out, so this module relaxes them,
 shares one camera among photos that agree on size and focal, and retries with other initial pairs
 (and looser thresholds) until every view registers or the options run out. The best model — most
-views registered, then the lowest reprojection error — wins.
+views registered, then the lowest reprojection error — wins. A model that registers everything only
+under the looser thresholds, or with few observations per view, is "weak": with 3 views and ~100
+matches per pair such a model can be degrees off (the focal length is barely constrained), so a
+second pass re-extracts affine-covariant SIFT (several times the matches) and keeps the better.
 """
 
 from __future__ import annotations
@@ -71,7 +74,7 @@ def _mapper_options(opts: SfmOptions, level: int, init_pair: tuple[int, int] | N
     po.multiple_models = True
     po.extract_colors = False  # colours come from the in-memory views (no image files needed)
     po.random_seed = opts.seed
-    po.num_threads = 2
+    po.num_threads = -1  # all cores
     po.ba_refine_principal_point = False
     m = po.mapper
     m.random_seed = opts.seed
@@ -115,7 +118,7 @@ def _match(db_path: Path, views: Sequence[View], ids: list[int], opts: SfmOption
         write_sift(db_path, ids, feats)
         log(f"{features} features: {', '.join(str(len(k)) for k, _ in feats)} ({time.perf_counter() - t:.1f} s)")
         mo = pycolmap.FeatureMatchingOptions()
-        mo.num_threads = 2
+        mo.num_threads = -1
         mo.guided_matching = opts.guided_matching
         mo.sift.max_ratio = 0.85
         t = time.perf_counter()
