@@ -158,7 +158,7 @@ def poses_from_pointmaps(maps: PointMaps, views: Sequence[View], min_conf_quanti
     import pycolmap
 
     rng = np.random.default_rng(seed)
-    n, H, W = maps.conf.shape
+    _, H, W = maps.conf.shape
     rows, cols = np.mgrid[0:H, 0:W]
     cameras: list[Camera | None] = []
     points, colors = [], []
