@@ -178,20 +178,23 @@ def _accumulate(acc, w, col, jlo, jhi):
 
 
 @njit(**JIT)
-def _bwd_pixels(gx, gy, ca, cb, cc, o, k_i, pxs, pys, T, w, ra, v_a, va_out, stop, jlo, jhi):
+def _bwd_pixels(gx, gy, ca, cb, cc, o, k_i, pxs, pys, T, w, ra, raw, v_a, va_out, stop, jlo, jhi):
     """Step pixels [jlo, jhi) back over one Gaussian: T becomes the transmittance in front of
-    it; w = its weight (0 where it wasn't composited), ra = 1/(1 − alpha), v_a starts the
-    alpha gradient with the alpha output's share, v_alpha·T_end/(1 − alpha)."""
+    it; w = its weight (0 where it wasn't composited), ra = 1/(1 − alpha), raw = o·exp(−σ)
+    (unclamped), v_a starts the alpha gradient with the alpha output's share,
+    v_alpha·T_end/(1 − alpha)."""
     F = T.dtype.type
     for j in range(jlo, jhi):
         dx = gx - pxs[j]
         dy = gy - pys[j]
         sig = F(0.5) * (ca * dx * dx + cc * dy * dy) + cb * dx * dy
-        alpha = min(F(0.999), o * _exp_neg(min(max(sig, F(0.0)), F(6.0)), F))
+        r_ = o * _exp_neg(min(max(sig, F(0.0)), F(6.0)), F)
+        alpha = min(F(0.999), r_)
         hit = (sig >= F(0.0)) & (alpha >= F(ALPHA_MIN)) & (k_i <= stop[j])
         r = F(1.0) / (F(1.0) - alpha) if hit else F(1.0)
         T[j] = T[j] * r
         ra[j] = r
+        raw[j] = r_
         w[j] = alpha * T[j] if hit else F(0.0)
         v_a[j] = va_out[j] * r if hit else F(0.0)
 
@@ -210,7 +213,7 @@ def _bwd_channel(col, w, T, ra, vr, behind, v_a, jlo, jhi):
 
 
 @njit(**JIT)
-def _bwd_geometry(gx, gy, ca, cb, cc, o, pxs, pys, w, v_a, jlo, jhi):
+def _bwd_geometry(gx, gy, ca, cb, cc, o, pxs, pys, w, raw, v_a, jlo, jhi):
     """alpha = o·exp(−σ) → gradients of opacity, conic (a, b, c) and the 2D mean, summed over
     the pixels. Clamped alpha (o·e^−σ > 0.999) has no gradient, as in gsplat."""
     F = w.dtype.type
@@ -223,18 +226,27 @@ def _bwd_geometry(gx, gy, ca, cb, cc, o, pxs, pys, w, v_a, jlo, jhi):
     for j in range(jlo, jhi):
         dx = gx - pxs[j]
         dy = gy - pys[j]
-        sig = F(0.5) * (ca * dx * dx + cc * dy * dy) + cb * dx * dy
-        gauss = _exp_neg(min(max(sig, F(0.0)), F(6.0)), F)
-        raw = o * gauss
-        va = v_a[j] if (w[j] != F(0.0)) & (raw <= F(0.999)) else F(0.0)
-        v_sig = -raw * va
-        s_op += gauss * va
-        s_a += F(0.5) * dx * dx * v_sig
+        va = v_a[j] if (w[j] != F(0.0)) & (raw[j] <= F(0.999)) else F(0.0)
+        v_sig = -raw[j] * va
+        s_op += raw[j] * va
+        s_a += dx * dx * v_sig
         s_b += dx * dy * v_sig
-        s_c += F(0.5) * dy * dy * v_sig
+        s_c += dy * dy * v_sig
         s_x += v_sig * (ca * dx + cb * dy)
         s_y += v_sig * (cb * dx + cc * dy)
-    return s_op, s_a, s_b, s_c, s_x, s_y
+    # d alpha/d o = exp(−σ) = raw/o; the conic's diagonal enters σ with a factor 1/2.
+    return s_op / o, F(0.5) * s_a, s_b, F(0.5) * s_c, s_x, s_y
+
+
+@njit(cache=True)
+def _spread_stride(n_jobs):  # pragma: no cover - numba
+    """A stride coprime with n_jobs near n_jobs/φ. Visiting tiles as (k·stride) mod n_jobs makes
+    every contiguous block of k — which is what each thread gets under numba's static schedule —
+    a sample spread over the whole image, so threads get similar work without a dynamic queue."""
+    stride = max(1, int(n_jobs * 0.6180339887))
+    while math.gcd(stride, n_jobs) != 1:
+        stride += 1
+    return stride
 
 
 @njit(inline="always")
@@ -264,7 +276,10 @@ def raster_fwd(
     last = np.full((C, height, width), -1, np.int32)
     n_tiles = tiles_x * tiles_y
     P = TILE * TILE
-    for job in prange(C * n_tiles):
+    n_jobs = C * n_tiles
+    stride = _spread_stride(n_jobs)
+    for step in prange(n_jobs):
+        job = (step * stride) % n_jobs
         c = job // n_tiles
         y0 = ((job % n_tiles) // tiles_x) * TILE
         x0 = (job % tiles_x) * TILE
@@ -321,7 +336,10 @@ def raster_bwd(
     g_opac = np.zeros(n_isect, dt)
     n_tiles = tiles_x * tiles_y
     P = TILE * TILE
-    for job in prange(C * n_tiles):
+    n_jobs = C * n_tiles
+    stride = _spread_stride(n_jobs)
+    for step in prange(n_jobs):
+        job = (step * stride) % n_jobs
         c = job // n_tiles
         y0 = ((job % n_tiles) // tiles_x) * TILE
         x0 = (job % tiles_x) * TILE
@@ -334,6 +352,7 @@ def raster_bwd(
         stop = np.full(P, -1, np.int32)
         w = np.zeros(P, dt)
         ra = np.ones(P, dt)
+        raw = np.zeros(P, dt)
         v_a = np.zeros(P, dt)
         max_stop = -1
         for j in range(P):
@@ -355,12 +374,14 @@ def raster_bwd(
                 continue
             jlo, jhi = np.uint64(lo * TILE), np.uint64(hi * TILE)
             k_i = np.int32(i - start)
-            _bwd_pixels(gx, gy, ca, cb, cc, o, k_i, pxs, pys, T, w, ra, v_a, va_out, stop, jlo, jhi)
+            _bwd_pixels(
+                gx, gy, ca, cb, cc, o, k_i, pxs, pys, T, w, ra, raw, v_a, va_out, stop, jlo, jhi
+            )
             for k in range(D):
                 g_color[i, k] = _bwd_channel(
                     colors[c, g, k], w, T, ra, vr[k], behind[k], v_a, jlo, jhi
                 )
-            s = _bwd_geometry(gx, gy, ca, cb, cc, o, pxs, pys, w, v_a, jlo, jhi)
+            s = _bwd_geometry(gx, gy, ca, cb, cc, o, pxs, pys, w, raw, v_a, jlo, jhi)
             g_opac[i] = s[0]
             g_conic[i, 0] = s[1]
             g_conic[i, 1] = s[2]
