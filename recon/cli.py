@@ -42,6 +42,10 @@ class Run:
     """Serve a live browser viewer (viser) while the pipeline runs."""
     port: int = 8080
     """Viewer port (the next free one is used when it is busy)."""
+    host: str = "127.0.0.1"
+    """Viewer interface; 0.0.0.0 exposes it to your network."""
+    keep_viewer: bool = True
+    """With --viewer: keep showing the result after the run until Ctrl-C."""
     config: RunConfig = field(default_factory=RunConfig)
     """Per-stage settings; defaults come from the preset."""
 
@@ -52,24 +56,25 @@ class Run:
 
         cfg = dataclasses.replace(self.config, device=self.device)
         obs = Observers([ConsoleProgress(), RunLog(self.out / "run.log")])
-        server = None
-        if self.viewer:
-            server = _start_live_viewer(obs, self.port)
+        server = _start_live_viewer(obs, self.host, self.port) if self.viewer else None
         t0 = time.perf_counter()
         try:
             result = run_pipeline(cfg, self.out, obs, images=self.images, until=self.until, force=self.force)
+            _print_summary(result, time.perf_counter() - t0)
+            if server is not None and self.keep_viewer:
+                print(f"recon viewer: still showing the result at {server.url} — Ctrl-C to stop", flush=True)
+                server.serve_forever()
         finally:
             if server is not None:
                 server.stop()
-        _print_summary(result, time.perf_counter() - t0)
 
 
-def _start_live_viewer(obs, port: int):
+def _start_live_viewer(obs, host: str, port: int):
     try:
         from recon_viewer.live import start_live_viewer
     except ImportError as e:
         raise ReconError(f"the viewer is not available ({e})") from e
-    server = start_live_viewer(port=port)
+    server = start_live_viewer(host=host, port=port)
     obs.add(server)
     return server
 
