@@ -101,6 +101,14 @@ def test_matches_dense_reference(seed, n_cams, width, height, mode, with_bg):
     assert (g2d.to(F64) - g2d_ref).norm() / g2d_ref.norm() < 1e-3
 
 
+def test_wide_feature_channels():
+    """[N,D] plain features with D = 7 (e.g. learned features), two cameras, with backgrounds."""
+    params = _scene(50, 5)
+    params[4] = torch.rand(50, 7, dtype=F64)
+    viewmats, Ks = _cameras(2, 21, 18)
+    _compare(params, viewmats, Ks, 21, 18, backgrounds=torch.rand(2, 7, dtype=F64))
+
+
 @pytest.mark.parametrize("degree", [0, 1, 2, 3])
 def test_sh_degrees(degree):
     params = _scene(60, 10 + degree, sh_bases=16)  # 16 coefficients: higher ones must be ignored
