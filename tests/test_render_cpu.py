@@ -207,3 +207,22 @@ def test_default_strategy_runs_on_cpu_meta():
             opt.step()
             opt.zero_grad()
     assert len(params["means"]) > 50  # step 2 refined: the large-gradient Gaussians grew
+
+
+def test_concurrent_calls_from_threads():
+    """The live viewer renders from its own thread while the optimiser steps."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    params = [p.float() for p in _scene(60, 80)]
+    viewmats, Ks = _cameras(1, 40, 30)
+
+    def render(_):
+        leaves = [p.clone().requires_grad_(True) for p in params]
+        r, _, _ = rasterize(*leaves, viewmats.float(), Ks.float(), 40, 30, backend="cpu")
+        r.sum().backward()
+        return r.detach(), leaves[0].grad
+
+    expected = render(0)
+    with ThreadPoolExecutor(4) as pool:
+        for r, g in pool.map(render, range(8)):
+            assert torch.equal(r, expected[0]) and torch.equal(g, expected[1])

@@ -2,15 +2,23 @@
 
 Projection and SH stay in torch (recon.render.projection, O(N·C), autograd); this module turns
 their screen-space outputs into images and back-propagates to them analytically.
+
+Kernel calls are serialised by a lock: each call already uses every core, and numba's fallback
+threading layer (workqueue, used where OpenMP/TBB are missing) aborts the process on concurrent
+parallel calls — e.g. the live viewer rendering while the optimiser steps.
 """
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from . import cpu_kernels as K
+
+_KERNEL_LOCK = threading.Lock()
 
 
 def rasterize_to_pixels_cpu(
@@ -55,8 +63,11 @@ class _RasterizeToPixels(torch.autograd.Function):
         dtype = colors.dtype
         # One dtype for every kernel argument, so numba compiles (and caches) one specialisation.
         xy, con, col, op = (_np(t.to(dtype)) for t in (means2d, conics, colors, opacities))
-        offsets, ids, tx, ty = bin_gaussians(means2d, radii, depths, width, height)
-        render, t_final, last = K.raster_fwd(xy, con, col, op, offsets, ids, width, height, tx, ty)
+        with _KERNEL_LOCK:
+            offsets, ids, tx, ty = bin_gaussians(means2d, radii, depths, width, height)
+            render, t_final, last = K.raster_fwd(
+                xy, con, col, op, offsets, ids, width, height, tx, ty
+            )
         ctx.kernel_args = (xy, con, col, op, offsets, ids, width, height, tx, ty)
         ctx.kernel_dtype = dtype
         ctx.dtypes = (means2d.dtype, conics.dtype, colors.dtype, opacities.dtype)
@@ -70,11 +81,11 @@ class _RasterizeToPixels(torch.autograd.Function):
         xy, con, col, op, offsets, ids, width, height, tx, ty = ctx.kernel_args
         v_render = _np(v_render.to(ctx.kernel_dtype))
         v_alpha = _np(v_alphas[..., 0].to(ctx.kernel_dtype))
-        g = K.raster_bwd(
-            xy, con, col, op, offsets, ids, width, height, tx, ty,
-            ctx.t_final, ctx.last, v_render, v_alpha,
-        )  # fmt: skip
-        C, N = op.shape
-        grads = K.scatter_isects(offsets, ids, tx * ty, N, *g)
+        with _KERNEL_LOCK:
+            g = K.raster_bwd(
+                xy, con, col, op, offsets, ids, width, height, tx, ty,
+                ctx.t_final, ctx.last, v_render, v_alpha,
+            )  # fmt: skip
+            grads = K.scatter_isects(offsets, ids, tx * ty, op.shape[1], *g)
         out = [torch.from_numpy(a).to(d) for a, d in zip(grads, ctx.dtypes)]
         return out[0], out[1], out[2], out[3], None, None, None, None
