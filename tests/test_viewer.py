@@ -114,14 +114,18 @@ def test_frame_bounds_sees_the_whole_sphere() -> None:
     np.testing.assert_allclose(f.up, [0, -1, 0])
 
 
-def test_camera_framing_starts_at_first_training_camera() -> None:
+def test_camera_framing_starts_behind_and_above_the_first_training_camera() -> None:
     from synthetic import ring_cameras
 
-    cams = ring_cameras(4)
-    f = splats.camera_framing(cams, np.zeros(3))
-    np.testing.assert_allclose(f.position, cams[0].center)
-    np.testing.assert_allclose(f.look_at, np.zeros(3), atol=1e-6)  # the ring looks at the origin
-    assert f.up @ np.array([0, 0, 1.0]) > 0.9  # the ring is z-up
+    cams = ring_cameras(4)  # z-up ring at radius 4, elevation 1, looking at the origin
+    f = splats.camera_framing(cams, np.zeros(3), back=1.5, lift_deg=20)
+    np.testing.assert_allclose(f.look_at, np.zeros(3), atol=1e-6)
+    assert f.up @ np.array([0, 0, 1.0]) > 0.9
+    to_cam, to_start = cams[0].center - f.look_at, f.position - f.look_at
+    assert np.linalg.norm(to_start) == pytest.approx(1.5 * np.linalg.norm(to_cam))
+    angle = np.degrees(np.arccos(to_cam @ to_start / np.linalg.norm(to_cam) / np.linalg.norm(to_start)))
+    assert angle == pytest.approx(20)
+    assert f.position[2] > cams[0].center[2] + 1  # raised, so the camera's photo is below the view
     assert f.fov == pytest.approx(2 * np.arctan(cams[0].height / 2 / cams[0].K[1, 1]))
 
 
@@ -179,10 +183,17 @@ def test_observer_draws_scene_cameras(scene) -> None:
         obs.scene_ready(scene)
         obs.gaussians_updated(_gaussians(), 0)
         obs.flush()
-    # close() ran the worker's last round, so the scene is drawn whichever came first
-    assert len(obs.app.frustums) == len(scene.views)
-    assert obs.app.frustums[0].image is not None
-    np.testing.assert_allclose(obs.server.initial_camera.position, scene.views[0].camera.center)
+        deadline = threading.Event()
+        for _ in range(200):  # the scene is drawn by the worker; wait for it (≤ 10 s)
+            if len(obs.app.frustums) == len(scene.views):
+                break
+            deadline.wait(0.05)
+        assert len(obs.app.frustums) == len(scene.views)
+        assert obs.app.frustums[0].image is not None
+        obs.app._show_cameras.value = False  # what the "Cameras" checkbox does
+        assert not any(f.visible for f in obs.app.frustums)
+    start = splats.camera_framing(scene.cameras, scene.bounds()[0])
+    np.testing.assert_allclose(obs.server.initial_camera.position, start.position)
 
 
 # --- exact render -------------------------------------------------------------------------------
@@ -263,6 +274,17 @@ def test_find_ply_layouts(tmp_path: Path) -> None:
     assert vview.find_ply(other) == other / "mine.ply"
 
 
+def _wait_for_handler(pid: int, sig: int) -> None:
+    """Wait until process `pid` catches `sig` (its SigCgt mask in /proc), so sending it tests the
+    handler rather than racing its installation."""
+    for _ in range(600):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("SigCgt:") and int(line.split()[1], 16) >> (sig - 1) & 1:
+                return
+        threading.Event().wait(0.05)
+    raise AssertionError(f"process {pid} never installed a handler for signal {sig}")
+
+
 def test_view_exits_cleanly_on_sighup_and_sigint(tmp_path: Path) -> None:
     """Closing the terminal (SIGHUP) or Ctrl-C (SIGINT) stops `view` with status 0."""
     write_ply(tmp_path / "splat.ply", _gaussians())
@@ -272,12 +294,30 @@ def test_view_exits_cleanly_on_sighup_and_sigint(tmp_path: Path) -> None:
         try:
             line = proc.stdout.readline()  # printed once the server is up
             assert "Ctrl-C to stop" in line, proc.stderr.read() if proc.poll() is not None else line
+            _wait_for_handler(proc.pid, sig)
             proc.send_signal(sig)
             assert proc.wait(timeout=30) == 0
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def test_serve_forever_after_a_run_exits_cleanly_on_sighup() -> None:
+    """`recon run --viewer` keeps showing the result; closing the terminal must end it cleanly."""
+    code = ("from recon_viewer import start_live_viewer; obs = start_live_viewer(port=0); "
+            "print('serving', flush=True); obs.serve_forever(); print('closed', flush=True)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "serving"
+        _wait_for_handler(proc.pid, signal.SIGHUP)
+        proc.send_signal(signal.SIGHUP)
+        assert proc.wait(timeout=30) == 0, proc.stderr.read()
+        assert "closed" in proc.stdout.read().split()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_missing_path_raises_before_starting_a_server(tmp_path: Path) -> None:
@@ -313,4 +353,16 @@ def test_pipeline_run_streams_into_the_viewer_and_view_reopens_it(tmp_path: Path
     np.testing.assert_allclose(loaded.images[0] / 255.0, scene.views[0].image, atol=1 / 255 + 1e-6)
     with vview.ViewSession(tmp_path, port=0) as session:
         assert len(session.app.frustums) == len(scene.views)
-        np.testing.assert_allclose(session.server.initial_camera.position, scene.views[0].camera.center)
+        up = session.server.initial_camera.up
+        assert session.server.initial_camera.position @ up > scene.views[0].camera.center @ up
+
+
+def test_a_failing_update_is_reported_once_and_never_reaches_the_pipeline(capsys) -> None:
+    with live.ViewerObserver(port=0, interval=0.0) as obs:
+        for step in range(3):
+            obs.gaussians_updated("not gaussians", step)  # type: ignore[arg-type]
+            obs.flush()
+        obs.gaussians_updated(_gaussians(7), 3)
+        obs.flush()
+    assert obs.errors == 3 and obs.pushes == 1
+    assert capsys.readouterr().err.count("update failed") == 1

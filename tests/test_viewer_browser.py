@@ -264,7 +264,9 @@ def test_live_update_reaches_the_page(tmp_path: Path, page: Page) -> None:
 
 @pytest.mark.slow
 def test_a_run_with_the_viewer_shows_the_splat_growing(tmp_path: Path, page: Page, scene) -> None:
-    """`recon run --viewer` in miniature: the pipeline in a thread, a browser watching."""
+    """`recon run --viewer` in miniature: the pipeline in a thread, a browser watching. The run is
+    paused from the page before it starts, so the init state is on screen however fast the
+    machine is; after Resume the page must reach the grown, final splat."""
     import threading
 
     from test_pipeline import tiny_config
@@ -272,38 +274,43 @@ def test_a_run_with_the_viewer_shows_the_splat_growing(tmp_path: Path, page: Pag
     from recon.events import Observers
     from recon.pipeline import run_pipeline
 
-    cfg = tiny_config(80)
-    cfg.optimize.stream_every_s = 0.0  # every step offers a state; the observer's throttle decides
+    cfg = tiny_config(60)
     with ViewerObserver(port=0, interval=0.2) as obs:
         page.goto(obs.url)
-        _client(obs.server)
-        counts: list[str] = []
-        done = threading.Event()
+        client = _client(obs.server)
+        # Hide the training cameras: their photos would be in the screenshots too.
+        page.get_by_label("Cameras", exact=True).uncheck()
+        _wait(lambda: obs.app._show_cameras.value is False, "the Cameras checkbox")
+        page.get_by_role("button", name="Pause").click()
+        _wait(obs.should_pause, "the pause click")
         result: dict = {}
-
-        def run() -> None:
-            try:
-                result["run"] = run_pipeline(cfg, tmp_path, Observers([obs]), scene=scene, scene_key="s")
-            finally:
-                done.set()
-
-        worker = threading.Thread(target=run)
+        worker = threading.Thread(target=lambda: result.update(
+            run=run_pipeline(cfg, tmp_path, Observers([obs]), scene=scene, scene_key="s")))
         worker.start()
         # viser's read-only fields are not tied to their labels: find the input after the text.
         field = page.locator('xpath=//*[normalize-space(text())="Gaussians"]/following::input[1]')
-        while not done.is_set():
-            value = field.input_value()
-            if not counts or counts[-1] != value:
-                counts.append(value)
-            time.sleep(0.1)
-        worker.join()
+        _wait(lambda: field.input_value() == "300" or None, "the random init (300) in the page")
+        _wait(lambda: len(obs.app.frustums) == len(scene.views) or None, "the camera frustums")
+        assert not any(f.visible for f in obs.app.frustums)
+        time.sleep(1.0)  # let the page draw the init state (the count above arrives with it)
+        init = _screenshot(page)
+        Image.fromarray(init.astype(np.uint8)).save(tmp_path / "init.png")
+        assert worker.is_alive(), "the run went on although paused"
+        page.get_by_role("button", name="Resume").click()
+        worker.join(timeout=600)
+        assert "run" in result, "the pipeline did not finish"
         obs.flush()
         final, _ = result["run"].artifacts["optimize"]
+        assert len(final) > 300  # densification grew it
         _wait(lambda: field.input_value() == str(len(final)) or None, "the final count in the page")
+        time.sleep(1.0)
         img = _screenshot(page)
         Image.fromarray(img.astype(np.uint8)).save(tmp_path / "run.png")
-    numbers = [int(c) for c in counts if c.isdigit()]
-    assert len(set(numbers)) >= 2, f"the page saw one state only: {counts}"
-    assert numbers[0] == 300 and max(numbers) > 300, counts  # random init, then densification
-    # The blob is drawn: a good share of the view is not the white background.
-    assert ((img < 200).any(-1)).mean() > 0.02
+        # The fitted ball (coloured by position, centred on the origin) is where the camera says.
+        saturated = (img.max(-1) - img.min(-1)) > 60
+        assert saturated.mean() > 0.03
+        ys, xs = np.nonzero(saturated)
+        want = _expected_pixel(client, np.zeros(3))
+        assert np.linalg.norm([xs.mean() - want[0], ys.mean() - want[1]]) < 0.1 * VIEWPORT["width"]
+    # What the page showed changed between the init and the end of the run.
+    assert np.abs(img - init).mean() > 5

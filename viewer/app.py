@@ -125,6 +125,8 @@ class ViewerApp:
         with gui.add_folder("Display"):
             self._mode = gui.add_dropdown("Show", DISPLAY_MODES, initial_value=DISPLAY_MODES[0])
             self._mode.on_update(lambda _: self._mode_changed())
+            self._show_cameras = gui.add_checkbox("Cameras", True, hint="Training cameras and their photos")
+            self._show_cameras.on_update(lambda _: self._cameras_toggled())
             self._note = gui.add_markdown("")
 
     def set_status(self, **fields: str | int | float) -> None:
@@ -188,9 +190,13 @@ class ViewerApp:
             handle = self.server.scene.add_camera_frustum(
                 f"/cameras/{i:03d}", fov=float(fov), aspect=cam.width / cam.height,
                 scale=self.frustum_scale, image=thumb, wxyz=wxyz, position=pos,
-                color=(60, 120, 220), format="jpeg",
+                color=(60, 120, 220), format="jpeg", visible=bool(self._show_cameras.value),
             )
             self.frustums.append(handle)
+
+    def _cameras_toggled(self) -> None:
+        for handle in self.frustums:
+            handle.visible = bool(self._show_cameras.value)
 
     def set_framing(self, framing: Framing, *, move_clients: bool = False) -> None:
         """Initial camera for new browsers (and "reset view"); optionally move connected ones."""

@@ -9,6 +9,7 @@ which keeps the viewer's cost bounded however large the splat grows.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING
 from recon.events import Observer
 
 from .app import ViewerApp
-from .server import DEFAULT_HOST, DEFAULT_PORT, start_server, stop_server, viewer_url
+from .server import DEFAULT_HOST, DEFAULT_PORT, start_server, stop_server, viewer_url, wait_until_stopped
 from .splats import camera_framing, frame_bounds, robust_bounds
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ class ViewerObserver(Observer):
         self._framed = False
         self.pushes = 0  # number of splat updates sent (tests and the benchmark read it)
         self.push_seconds = 0.0  # total worker time spent on them
+        self.errors = 0  # updates that failed (reported once on stderr)
         self._worker = threading.Thread(target=self._run, name="recon-viewer-live", daemon=True)
         self._worker.start()
 
@@ -105,14 +107,21 @@ class ViewerObserver(Observer):
             self._wake.wait(timeout=timeout)
             self._wake.clear()
             stopping = self._stopping.is_set()
-            self.app.set_status(**self._status)
-            scene, self._pending_scene = self._pending_scene, None
-            if scene is not None:
-                self._show_scene(scene)
-            # On stop, push the last state whatever the throttle says: it is the result.
-            if self._pending_gaussians is not None and (stopping or time.monotonic() >= next_push):
-                cost = self._push()
-                next_push = time.monotonic() + max(self.interval, cost / self.max_duty)
+            try:
+                self.app.set_status(**self._status)
+                scene, self._pending_scene = self._pending_scene, None
+                if scene is not None:
+                    self._show_scene(scene)
+                # On stop, push the last state whatever the throttle says: it is the result.
+                if self._pending_gaussians is not None and (stopping or time.monotonic() >= next_push):
+                    cost = self._push()
+                    next_push = time.monotonic() + max(self.interval, cost / self.max_duty)
+            except Exception as e:  # the viewer failing must never stop the run it watches
+                self._pending_gaussians = None
+                if not self.errors:
+                    print(f"recon viewer: update failed ({type(e).__name__}: {e}); the run goes on",
+                          file=sys.stderr, flush=True)
+                self.errors += 1
             if stopping:
                 return
 
@@ -165,12 +174,9 @@ class ViewerObserver(Observer):
     stop = close  # the name the CLI uses for servers
 
     def serve_forever(self) -> None:
-        """Keep showing the result until Ctrl-C (for after the run), then close."""
+        """Keep showing the result until Ctrl-C, SIGTERM or SIGHUP (after the run), then close."""
         try:
-            while not self._stopping.is_set():
-                time.sleep(0.2)
-        except KeyboardInterrupt:
-            pass
+            wait_until_stopped(self._stopping)
         finally:
             self.close()
 

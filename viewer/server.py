@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import signal
 import sys
 import threading
-from typing import TextIO
+from typing import Iterator, TextIO
 
 import viser
 
@@ -52,8 +53,34 @@ def server_thread(server: viser.ViserServer) -> threading.Thread | None:
 
 def stop_server(server: viser.ViserServer) -> None:
     """Stop viser and wait for its event-loop thread, so nothing is left running."""
-    with contextlib.redirect_stdout(io.StringIO()):  # viser prints "Server stopped"
+    with contextlib.redirect_stdout(io.StringIO()):  # viser's thread prints "Server stopped"
         server.stop()
-    thread = server_thread(server)
-    if thread is not None:
-        thread.join(timeout=5.0)
+        thread = server_thread(server)
+        if thread is not None:
+            thread.join(timeout=5.0)
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """Within the block, SIGTERM and SIGHUP (a closed terminal) set `stop` instead of killing the
+    process, so the caller can stop the server cleanly; the old handlers come back afterwards.
+    A no-op off the main thread, where Python cannot install handlers."""
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            previous[sig] = signal.signal(sig, lambda *_: stop.set())
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def wait_until_stopped(stop: threading.Event) -> None:
+    """Block until `stop` is set, Ctrl-C, SIGTERM or SIGHUP."""
+    with stop_on_signals(stop):
+        try:
+            while not stop.wait(timeout=0.5):
+                pass
+        except KeyboardInterrupt:
+            pass

@@ -182,14 +182,28 @@ def up_from_cameras(world_to_cams: list[np.ndarray]) -> np.ndarray | None:
     return mean / n if n > 1e-6 else None
 
 
-def camera_framing(cameras: list[Camera], target: np.ndarray) -> Framing:
-    """Start where the first training camera stood, with its vertical fov, looking along its axis
-    at the depth of `target` (so orbiting turns around the scene, not around the camera)."""
+def camera_framing(cameras: list[Camera], target: np.ndarray, *, back: float = 1.4,
+                   lift_deg: float = 20.0) -> Framing:
+    """Start behind and above the first training camera, looking at `target` with its vertical fov.
+
+    Not at the camera itself: its frustum's photo would fill the view and hide the splat. From
+    `back` times its distance and `lift_deg` higher, the camera and its photo sit below the object.
+    The look-at point is on the camera's axis at the target's depth, so orbiting turns around
+    the scene.
+    """
     cam = cameras[0]
-    position = cam.center
-    distance = max(float((np.asarray(target) - position) @ cam.forward), 1e-3)
+    depth = max(float((np.asarray(target) - cam.center) @ cam.forward), 1e-3)
+    look_at = cam.center + cam.forward * depth
     up = up_from_cameras([c.world_to_cam for c in cameras])
     if up is None:
         up = -cam.world_to_cam[1, :3]
+    offset = cam.center - look_at  # from the look-at point back to the camera
+    side = np.cross(offset, up)
+    if np.linalg.norm(side) > 1e-9:
+        # Rodrigues about side = offset × up: a positive angle turns the offset towards up,
+        # since side × offset = up·|offset|² − offset·(offset·up).
+        side /= np.linalg.norm(side)
+        a = np.deg2rad(lift_deg)
+        offset = offset * np.cos(a) + np.cross(side, offset) * np.sin(a)  # side ⟂ offset
     fov = float(2 * np.arctan(cam.height / 2 / cam.K[1, 1]))
-    return Framing(position=position, look_at=position + cam.forward * distance, up=up, fov=fov)
+    return Framing(position=look_at + back * offset, look_at=look_at, up=up, fov=fov)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,9 @@ from recon.io.ply import read_ply
 from recon.scene import Camera
 
 from .app import ViewerApp
-from .server import DEFAULT_HOST, DEFAULT_PORT, start_server, stop_server, viewer_url
+from .server import (
+    DEFAULT_HOST, DEFAULT_PORT, start_server, stop_on_signals, stop_server, viewer_url, wait_until_stopped,
+)
 from .splats import camera_framing, frame_bounds, robust_bounds, to_splat_arrays
 
 
@@ -172,20 +173,7 @@ class ViewSession:
 def view(path: Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
     """Serve `path` (a run folder or a .ply) until Ctrl-C, SIGTERM or SIGHUP; then stop cleanly."""
     stop = threading.Event()
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        # A closed terminal sends SIGHUP; treat it like Ctrl-C so the server is stopped, not killed.
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            previous[sig] = signal.signal(sig, lambda *_: stop.set())
-    try:
-        with ViewSession(path, host, port) as session:
-            n = len(session.loaded.gaussians)
-            print(f"recon viewer: showing {n:,} Gaussians from {session.loaded.ply} — Ctrl-C to stop", flush=True)
-            try:
-                while not stop.wait(timeout=0.5):
-                    pass
-            except KeyboardInterrupt:
-                pass
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with stop_on_signals(stop), ViewSession(path, host, port) as session:
+        n = len(session.loaded.gaussians)
+        print(f"recon viewer: showing {n:,} Gaussians from {session.loaded.ply} — Ctrl-C to stop", flush=True)
+        wait_until_stopped(stop)

@@ -1,0 +1,167 @@
+"""Issue 6's overhead measurement: optimisation time with and without the live viewer.
+
+    python scripts/bench_viewer.py [--images PHOTOS] [--preset fast] [--repeats 2]
+
+Runs the pipeline from scratch (fresh run folder, so nothing is cached) in three interleaved
+modes: no viewer; `ViewerObserver` with nobody watching (the server side's cost); and
+`ViewerObserver` with a headless Chromium (Debian's, via Playwright) connected. It reports the
+optimise stage's seconds and Chromium's CPU seconds. The browser runs on the same machine; without
+a GPU it renders WebGL in software (SwiftShader), so its drawing competes with the optimiser. Without --images it uses a synthetic
+scene: an opaque coloured ball seen by a ring of cameras (200×150).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from recon.events import Observer
+from recon.gaussians import Gaussians
+from recon.pipeline import run_pipeline
+from recon.presets import load_preset
+from recon.scene import Camera, Scene, View
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+
+
+def synthetic_scene(n_views: int = 4, width: int = 200, height: int = 150) -> Scene:
+    """A ball of 2,000 coloured Gaussians rendered by recon from a ring of cameras (z up)."""
+    from recon.render import rasterize
+
+    rng = np.random.default_rng(0)
+    pts = rng.normal(size=(2000, 3))
+    pts = pts / np.linalg.norm(pts, axis=1, keepdims=True) * rng.uniform(0.3, 1.0, (2000, 1))
+    g = Gaussians.from_points(pts, np.clip(0.5 + 0.5 * pts, 0, 1), sh_degree=0, opacity=0.9, scale=0.06)
+    f = 0.5 * width / np.tan(np.radians(50) / 2)
+    K = np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]])
+    views = []
+    for i, a in enumerate(np.linspace(0, 2 * np.pi, n_views, endpoint=False)):
+        eye = np.array([4 * np.cos(a), 4 * np.sin(a), 1.0])
+        z = -eye / np.linalg.norm(eye)
+        x = np.cross(z, [0, 0, 1.0])
+        x /= np.linalg.norm(x)
+        R = np.stack([x, np.cross(z, x), z])
+        w2c = np.eye(4)
+        w2c[:3, :3], w2c[:3, 3] = R, -R @ eye
+        cam = Camera(K, w2c, width, height)
+        means, quats, scales, opac = g.activated()
+        with torch.no_grad():
+            img, _, _ = rasterize(means, quats, scales, opac, g.colors_sh,
+                                  torch.tensor(w2c, dtype=torch.float32)[None],
+                                  torch.tensor(K, dtype=torch.float32)[None], width, height, sh_degree=0)
+        views.append(View(f"view{i:03d}", i, cam, img[0].clamp(0, 1).numpy().astype(np.float32)))
+    return Scene(views, source="synthetic ball", meta={"posed": True})
+
+
+def run_once(cfg, scene: Scene | None, images: Path | None, obs: Observer) -> float:
+    """Seconds of the optimise stage for one uncached run."""
+    with tempfile.TemporaryDirectory() as run_dir:
+        if scene is not None:
+            result = run_pipeline(cfg, Path(run_dir), obs, scene=scene, scene_key="bench")
+        else:
+            result = run_pipeline(cfg, Path(run_dir), obs, images=images)
+    return result.seconds["optimize"]
+
+
+def chromium_cpu_seconds() -> float:
+    """User+system CPU seconds of every chromium process on the machine (from /proc)."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if b"chromium" not in Path(f"/proc/{entry}/cmdline").read_bytes():
+                continue
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def run_with_viewer(cfg, scene: Scene | None, images: Path | None, port: int,
+                    browser: bool) -> tuple[float, int, float, float]:
+    """(optimise seconds, splat updates sent, seconds in the viewer's worker, chromium CPU
+    seconds during the run) with the viewer on, and a browser watching when `browser`."""
+    from playwright.sync_api import sync_playwright
+
+    from recon_viewer import ViewerObserver
+
+    with ViewerObserver(port=port) as obs, sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS) if browser else None
+        try:
+            if b is not None:
+                page = b.new_page(viewport={"width": 1024, "height": 768})
+                page.goto(obs.url)
+                deadline = time.monotonic() + 120
+                while not obs.server.get_clients() and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                if not obs.server.get_clients():
+                    raise RuntimeError("the browser did not connect")
+            cpu0 = chromium_cpu_seconds()
+            seconds = run_once(cfg, scene, images, obs)
+            cpu = chromium_cpu_seconds() - cpu0
+        finally:
+            if b is not None:
+                b.close()
+        return seconds, obs.pushes, obs.push_seconds, cpu
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", type=Path, help="a folder of posed photos (default: synthetic scene)")
+    ap.add_argument("--preset", default="fast")
+    ap.add_argument("--steps", type=int, help="override the preset's optimisation steps")
+    ap.add_argument("--num-random", type=int, help="override the preset's random init count")
+    ap.add_argument("--repeats", type=int, default=2, help="pairs of (without, with) runs")
+    ap.add_argument("--port", type=int, default=0, help="viewer port (0: any free one)")
+    args = ap.parse_args()
+    if not os.path.exists(CHROMIUM):
+        sys.exit(f"{CHROMIUM} is missing: apt-get install chromium")
+
+    cfg = dataclasses.replace(load_preset(args.preset), device="cpu")
+    if args.steps:
+        cfg.optimize.steps = args.steps
+    if args.num_random:
+        cfg.init.num_random = args.num_random
+    scene = None if args.images else synthetic_scene()
+    warm = dataclasses.replace(cfg, optimize=dataclasses.replace(cfg.optimize, steps=20))
+    run_once(warm, scene, args.images, Observer())  # numba compiles its kernels on first use
+
+    modes = {"no viewer": [], "viewer, no browser": [], "viewer + browser": []}
+    for r in range(args.repeats):  # interleaved, so drift in machine load hits every mode alike
+        modes["no viewer"].append(run_once(cfg, scene, args.images, Observer()))
+        for name, browser in (("viewer, no browser", False), ("viewer + browser", True)):
+            secs, pushes, push_s, cpu = run_with_viewer(cfg, scene, args.images, args.port, browser)
+            modes[name].append(secs)
+            print(f"repeat {r}, {name}: {secs:.1f} s ({pushes} updates, {push_s:.2f} s in the viewer's "
+                  f"worker, chromium {cpu:.1f} CPU s)", flush=True)
+        print(f"repeat {r}, no viewer: {modes['no viewer'][-1]:.1f} s", flush=True)
+
+    base = statistics.median(modes["no viewer"])
+    cpu = platform.processor() or platform.machine()
+    cmd = f"python scripts/bench_viewer.py {' '.join(sys.argv[1:])}".strip()
+    print(f"\n{datetime.date.today()}, {cpu}, {os.cpu_count()} cores, CPU only; `{cmd}`; "
+          f"median optimise seconds of {args.repeats}\n")
+    print("| mode | optimise | vs no viewer |")
+    print("|---|---|---|")
+    for name, values in modes.items():
+        m = statistics.median(values)
+        print(f"| {name} | {m:.1f} s | {100 * (m - base) / base:+.1f}% |")
+
+
+if __name__ == "__main__":
+    main()
