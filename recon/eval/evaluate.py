@@ -168,7 +168,8 @@ def _train_and_score(job: Job, work: Path, sub: Path, obs: Observer | None) -> d
     entry.update(protocol=job.protocol.name, views=job.n_views, status="ok", error=None,
                  seconds=round(seconds, 2), num_gaussians=len(gaussians), train_views=prep.split.train,
                  test_views=prep.split.test, scored_views=len(per_view))
-    notes = list(prep.notes) + ([lpips.reason] if lpips.reason else [])
+    # Lpips.reason can run on for lines: its first sentence says enough in a report.
+    notes = list(prep.notes) + ([lpips.reason.split(". ")[0].rstrip(".") + "."] if lpips.reason else [])
     return {"entry": entry, "per_view": per_view, "notes": notes}
 
 

@@ -183,7 +183,7 @@ def write_plots(folder: Path, rows: list[dict], published: dict) -> list[Path]:
         cmp = prows[0]["_compare"]
         scenes = list(dict.fromkeys(r["scene"] for r in prows))
         counts = sorted({r["views"] for r in prows})
-        fig = Figure(figsize=(max(5.0, 1.2 * len(scenes) + 2), 6.5))
+        fig = Figure(figsize=(max(5.0, 1.2 * len(scenes) + 2) + 1.5, 6.5), layout="constrained")
         for ax, metric in zip(fig.subplots(2, 1), (cmp["psnr"], cmp["ssim"])):
             width = 0.8 / len(counts)
             for k, n in enumerate(counts):
@@ -193,22 +193,23 @@ def write_plots(folder: Path, rows: list[dict], published: dict) -> list[Path]:
                 ax.bar_label(bars, fmt="%.2f" if metric.startswith("psnr") else "%.3f", fontsize=7)
             ax.set_xticks(np.arange(len(scenes)), scenes, rotation=20 if len(scenes) > 4 else 0)
             ax.set_ylabel(LABELS[metric])
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         fig.suptitle(f"{protocol}: per scene")
         paths.append(_save(fig, folder / f"{protocol}_by_scene.png"))
     if protocols:
-        fig = Figure(figsize=(5.5 * len(protocols), 4.2))
-        axes = np.atleast_1d(fig.subplots(1, len(protocols)))
+        fig = Figure(figsize=(8.5, 3.8 * len(protocols)), layout="constrained")
+        axes = np.atleast_1d(fig.subplots(len(protocols), 1))
         for ax, protocol in zip(axes, protocols):
             prows = [r for r in ok if r["protocol"] == protocol]
             metric = prows[0]["_compare"]["psnr"]
             for s in dict.fromkeys(r["scene"] for r in prows):
                 pts = sorted((r["views"], r[metric]) for r in prows if r["scene"] == s and r[metric] is not None)
                 if pts:
-                    ax.plot(*zip(*pts), "o-", alpha=0.6, label=s)
+                    ax.plot(*zip(*pts), "o-", alpha=0.8, zorder=2, label=s)
             counts = sorted({r["views"] for r in prows})
             means = [mean_entry([r for r in prows if r["views"] == n], (metric,))[metric] for n in counts]
-            ax.plot(counts, [np.nan if m is None else m for m in means], "ks-", lw=2.5, label="recon mean")
+            ax.plot(counts, [np.nan if m is None else m for m in means], "ks-", lw=2.5, zorder=1,
+                    label="recon, mean of this run's scenes")
             for meth in published.get(protocol, {}).get("methods", []):
                 pts = sorted((int(n), v["psnr"]) for n, v in (meth.get("views") or {}).items() if "psnr" in v)
                 if pts and not meth.get("scene"):
@@ -216,9 +217,9 @@ def write_plots(folder: Path, rows: list[dict], published: dict) -> list[Path]:
             ax.set_xlabel("training views")
             ax.set_ylabel(f"{LABELS[metric]} (dB)")
             ax.set_xticks(sorted({r["views"] for r in prows} | {3, 6, 9} if protocol in ("dtu", "llff") else counts))
-            ax.set_title(protocol)
+            ax.set_title(f"{protocol}: published means are over the standard scenes")
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         paths.append(_save(fig, folder / "psnr_vs_views.png"))
     return paths
 
