@@ -150,3 +150,17 @@ def test_unknown_scene_and_submission_misuse_are_one_line_errors(tmp_path, mixed
     assert "nope" in err and "fern" in err and len(err.strip().splitlines()) == 1
     assert main(["eval", "--protocol", "llff", "--data", str(mixed_root), "--submission", "--out", str(tmp_path)]) == 2
     assert "spare" in capsys.readouterr().err
+
+
+def test_ray_flag_takes_an_optional_address():
+    import tyro
+
+    from recon.eval.command import Eval
+
+    def parse(*args: str) -> Eval:
+        return tyro.cli(Eval, args=["--data", ".", *args])
+
+    assert parse().ray is None, "local by default"
+    assert parse("--ray").ray == (), "a local Ray (or $RAY_ADDRESS)"
+    assert parse("--ray", "auto", "--views", "3", "6").ray == ("auto",)
+    assert parse("--views", "3", "6", "9").views == (3, 6, 9)

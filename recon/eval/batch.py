@@ -160,7 +160,8 @@ def store(job: Job, result: dict) -> dict:
 def run_batch(spec: BatchSpec, say: Callable[[str], None] | None = None) -> dict[int, dict]:
     """Plan, skip what is finished, run the rest, write every output. Returns {views: results.json}."""
     say = say or (lambda text: print(text, file=sys.stderr, flush=True))
-    out = Path(spec.out)
+    # Absolute, so that Ray workers whose working directory differs still find OUT.
+    spec.out = out = Path(spec.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     token = secrets.token_hex(8)
     (out / TOKEN_FILE).write_text(token)
