@@ -177,7 +177,7 @@ def run_batch(spec: BatchSpec, say: Callable[[str], None] | None = None) -> dict
         else:
             todo.append(job)
     say(f"recon eval: {len(jobs)} jobs, {len(jobs) - len(todo)} already finished, {len(todo)} to run"
-        + (f" on Ray" if spec.ray is not None and todo else ""))
+        + (" on Ray" if spec.ray is not None and todo else ""))
     t0 = time.perf_counter()
 
     def finished(job: Job, result: dict) -> None:
