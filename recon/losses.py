@@ -1,4 +1,5 @@
-"""Image losses for optimisation (metrics for evaluation live in recon.eval.metrics)."""
+"""Losses for optimisation (metrics for evaluation live in recon.eval.metrics): the photometric
+loss, and the few-view regularisers, each a function of what the renderer or the parameters give."""
 
 from __future__ import annotations
 
@@ -45,3 +46,58 @@ def photometric_loss(render: Tensor, target: Tensor, ssim_lambda: float) -> Tens
 def psnr(a: Tensor, b: Tensor) -> Tensor:
     mse = ((a - b) ** 2).mean().clamp_min(1e-10)
     return -10 * torch.log10(mse)
+
+
+def depth_smoothness(depth: Tensor, image: Tensor | None = None, alpha: Tensor | None = None) -> Tensor:
+    """Edge-aware smoothness of a rendered depth map (Monodepth / RegNeRF style): the mean
+    |∂depth| between neighbouring pixels, down-weighted by exp(-mean |∂image|·10) across image
+    edges, and only between pixels that are both covered (alpha > 0.5) when alpha is given.
+    Depth is divided by its mean first, so the weight does not depend on the scene's units.
+    depth/alpha [B,H,W,1], image [B,H,W,3]."""
+    d = depth / depth.detach().mean().clamp_min(1e-8)
+    total = depth.new_zeros(())
+    for dim in (1, 2):
+        n = d.shape[dim] - 1
+        dd = (d.narrow(dim, 1, n) - d.narrow(dim, 0, n)).abs()
+        w = torch.ones_like(dd)
+        if image is not None:
+            di = (image.narrow(dim, 1, n) - image.narrow(dim, 0, n)).abs().mean(-1, keepdim=True)
+            w = torch.exp(-10 * di)
+        if alpha is not None:
+            a = alpha.detach()
+            w = w * ((a.narrow(dim, 1, n) > 0.5) & (a.narrow(dim, 0, n) > 0.5)).float()
+        total = total + (w * dd).sum() / w.sum().clamp_min(1.0)
+    return total
+
+
+def opacity_entropy(opacities: Tensor) -> Tensor:
+    """Mean binary entropy of opacities [N] in (0,1): lowest at 0 and 1. Few views leave many
+    half-transparent Gaussians that fit the training views together but show as haze elsewhere;
+    this pushes each to be either solid or gone."""
+    o = opacities.clamp(1e-6, 1 - 1e-6)
+    return -(o * torch.log(o) + (1 - o) * torch.log(1 - o)).mean()
+
+
+def scale_penalty(log_scales: Tensor, max_scale: float, max_ratio: float) -> Tensor:
+    """Penalty on Gaussians larger than `max_scale` (world units) or more elongated than
+    `max_ratio` (largest / smallest axis). log_scales [N,3]. Large or needle-like Gaussians fit
+    three views but streak across novel ones."""
+    s = torch.exp(log_scales)
+    big = F.relu(s.max(-1).values - max_scale) / max_scale
+    ratio = F.relu(s.max(-1).values / s.min(-1).values.clamp_min(1e-12) - max_ratio)
+    return big.mean() + ratio.mean() / max_ratio
+
+
+def pearson_depth_loss(depth: Tensor, prior: Tensor, mask: Tensor | None = None) -> Tensor:
+    """1 − |Pearson correlation| between a rendered depth [H,W] and a monocular prior [H,W]
+    (relative inverse depth, so the sign is free and scale and shift do not matter: FSGS, SparseGS)."""
+    d, p = depth.reshape(-1), prior.reshape(-1)
+    if mask is not None:
+        m = mask.reshape(-1)
+        d, p = d[m], p[m]
+    if d.numel() < 2:
+        return depth.new_zeros(())
+    d = d - d.mean()
+    p = p - p.mean()
+    corr = (d * p).sum() / (d.norm() * p.norm()).clamp_min(1e-8)
+    return 1 - corr.abs()

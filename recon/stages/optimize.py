@@ -1,5 +1,7 @@
 """optimize: fit the Gaussians to the training views (3DGS: Adam, L1 + SSIM, densify and prune with
-gsplat's DefaultStrategy, which is pure PyTorch and so runs on the CPU too)."""
+gsplat's DefaultStrategy, which is pure PyTorch and so runs on the CPU too), plus the few-view
+parts of recon/regularize (masked training on a random background, regularisers, pseudo views,
+proximity densification, co-regularisation, floater pruning), each behind its own switch."""
 
 from __future__ import annotations
 
@@ -9,13 +11,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from gsplat.strategy import DefaultStrategy
+from gsplat.strategy.ops import remove
 
+from recon import losses
 from recon.errors import ReconError
 from recon.events import Observer
 from recon.gaussians import Gaussians
-from recon.losses import photometric_loss, psnr
+from recon.regularize import coreg, floaters, proximity
+from recon.regularize.config import Background, RegularizeConfig
+from recon.regularize.pseudo import sample_pseudo_camera
 from recon.render import rasterize
-from recon.scene import Scene
+from recon.scene import Camera, Scene
 
 
 @dataclass
@@ -54,8 +60,13 @@ class OptimizeConfig:
     lr_sh0: float = 2.5e-3
     lr_shN: float = 2.5e-3 / 20
     use_masks: bool = False
-    """Train on masked images (object on a black background) when the views have masks."""
+    """Train on the object only when the views have masks: outside the mask the target is the
+    background, so the splat learns the silhouette too."""
+    background: Background = "black"
+    """Background behind the splat in training: black, white, or random per step (random makes
+    the object opaque and everything else transparent, whatever colour the test renders use)."""
     densify: DensifyConfig = field(default_factory=DensifyConfig)
+    regularize: RegularizeConfig = field(default_factory=RegularizeConfig)
     backend: str = "auto"
     """Rasterizer: auto (gsplat on CUDA, else cpu), gsplat, cpu, reference."""
     stream_every_s: float = 0.3
@@ -72,21 +83,59 @@ class TrainLog:
     seconds: float = 0.0
 
 
-def _targets(scene: Scene, use_masks: bool, device: torch.device) -> list[torch.Tensor]:
-    out = []
-    for v in scene.views:
-        img = v.image
-        if use_masks and v.mask is not None:
-            img = img * v.mask[..., None]
-        out.append(torch.from_numpy(np.ascontiguousarray(img)).float().to(device))
-    return out
+class Splat:
+    """One trainable splat: parameters, their Adam optimisers and the densification state."""
+
+    def __init__(self, init: Gaussians, cfg: OptimizeConfig, radius: float, dev: torch.device) -> None:
+        self.params = init.params(dev)
+        lrs = {"means": cfg.lr_means * radius, "scales": cfg.lr_scales, "quats": cfg.lr_quats,
+               "opacities": cfg.lr_opacities, "sh0": cfg.lr_sh0, "shN": cfg.lr_shN}
+        # eps=1e-15 as in 3DGS: gradients of far Gaussians are tiny and must still move them.
+        self.optimizers = {k: torch.optim.Adam([{"params": self.params[k], "lr": lr, "name": k}], eps=1e-15)
+                           for k, lr in lrs.items()}
+        d = cfg.densify
+        self.strategy = DefaultStrategy(
+            refine_start_iter=d.start, refine_stop_iter=d.stop if d.enabled else 0, refine_every=d.every,
+            grow_grad2d=d.grow_grad2d, reset_every=d.reset_opacity_every, prune_opa=d.prune_opacity,
+        )
+        self.strategy.check_sanity(self.params, self.optimizers)
+        self.state = self.strategy.initialize_state(scene_scale=radius)
+        self.backend = cfg.backend
+
+    def __len__(self) -> int:
+        return len(self.params["means"])
+
+    def render(self, viewmat: torch.Tensor, K: torch.Tensor, width: int, height: int, degree: int,
+               mode: str = "RGB", background: torch.Tensor | None = None):
+        """(render [1,H,W,ch], alpha [1,H,W,1], meta) of one camera (viewmat [1,4,4], K [1,3,3])."""
+        p = self.params
+        colors = torch.cat([p["sh0"], p["shN"]], 1)
+        bg = None if background is None else background[None]
+        return rasterize(p["means"], p["quats"], torch.exp(p["scales"]), torch.sigmoid(p["opacities"]),
+                         colors, viewmat, K, width, height, sh_degree=degree, backgrounds=bg,
+                         render_mode=mode, backend=self.backend)
+
+    def step(self, means_decay: float) -> None:
+        for opt in self.optimizers.values():
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        for group in self.optimizers["means"].param_groups:
+            group["lr"] *= means_decay
+
+    def remove(self, mask: torch.Tensor) -> int:
+        """Remove the Gaussians where `mask` [N] is True; returns how many."""
+        n = int(mask.sum())
+        if n and n < len(self):
+            remove(self.params, self.optimizers, self.state, mask)
+        return n if n < len(self) else 0
+
+    def gaussians(self) -> Gaussians:
+        return Gaussians.from_params(self.params)
 
 
-def _optimizers(params: torch.nn.ParameterDict, cfg: OptimizeConfig, scene_radius: float) -> dict:
-    lrs = {"means": cfg.lr_means * scene_radius, "scales": cfg.lr_scales, "quats": cfg.lr_quats,
-           "opacities": cfg.lr_opacities, "sh0": cfg.lr_sh0, "shN": cfg.lr_shN}
-    # eps=1e-15 as in 3DGS: gradients of far Gaussians are tiny and must still move them.
-    return {k: torch.optim.Adam([{"params": params[k], "lr": lr, "name": k}], eps=1e-15) for k, lr in lrs.items()}
+def _camera_tensors(cam: Camera, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    return (torch.tensor(cam.world_to_cam, dtype=torch.float32, device=dev)[None],
+            torch.tensor(cam.K, dtype=torch.float32, device=dev)[None])
 
 
 def _check_finite(params: torch.nn.ParameterDict, step: int) -> None:
@@ -97,26 +146,47 @@ def _check_finite(params: torch.nn.ParameterDict, step: int) -> None:
                              "try lower learning rates or fewer densification steps")
 
 
+def _background(kind: str, gen: torch.Generator, dev: torch.device) -> torch.Tensor:
+    if kind == "random":
+        return torch.rand(3, generator=gen).to(dev)
+    return torch.full((3,), 1.0 if kind == "white" else 0.0, device=dev)
+
+
+def _param_regularizers(splat: Splat, reg: RegularizeConfig, radius: float) -> torch.Tensor:
+    loss = splat.params["means"].new_zeros(())
+    if reg.opacity_entropy > 0:
+        loss = loss + reg.opacity_entropy * losses.opacity_entropy(torch.sigmoid(splat.params["opacities"]))
+    if reg.scale > 0:
+        loss = loss + reg.scale * losses.scale_penalty(splat.params["scales"], reg.max_scale * radius, reg.max_ratio)
+    return loss
+
+
 def run_optimize(
     cfg: OptimizeConfig, scene: Scene, init: Gaussians, obs: Observer, device: str = "cpu"
 ) -> tuple[Gaussians, TrainLog]:
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
     dev = torch.device(device)
+    reg = cfg.regularize
     _, radius = scene.bounds()
-    params = init.params(dev)
-    optimizers = _optimizers(params, cfg, radius)
+    splats = [Splat(init, cfg, radius, dev)]
+    if reg.coreg.enabled:
+        splats.append(Splat(coreg.perturbed(init, cfg.seed + reg.coreg.seed_offset, radius), cfg, radius, dev))
     means_decay = 0.01 ** (1 / max(cfg.steps, 1))
-    d = cfg.densify
-    strategy = DefaultStrategy(
-        refine_start_iter=d.start, refine_stop_iter=d.stop if d.enabled else 0, refine_every=d.every,
-        grow_grad2d=d.grow_grad2d, reset_every=d.reset_opacity_every, prune_opa=d.prune_opacity,
-    )
-    strategy.check_sanity(params, optimizers)
-    state = strategy.initialize_state(scene_scale=radius)
-    targets = _targets(scene, cfg.use_masks, dev)
-    viewmats = [torch.tensor(v.camera.world_to_cam, dtype=torch.float32, device=dev)[None] for v in scene.views]
-    Ks = [torch.tensor(v.camera.K, dtype=torch.float32, device=dev)[None] for v in scene.views]
+    masked = cfg.use_masks and scene.has_masks
+    images = [torch.from_numpy(np.ascontiguousarray(v.image)).float().to(dev) for v in scene.views]
+    masks = [torch.from_numpy(v.mask).to(dev)[..., None] if masked else None for v in scene.views]
+    cams = [_camera_tensors(v.camera, dev) for v in scene.views]
+    prior = None
+    if reg.depth_prior.model and (reg.depth_prior.weight > 0 or reg.depth_prior.pseudo_weight > 0):
+        from recon.priors.depth import load_depth_prior
+
+        prior = load_depth_prior(reg.depth_prior.model, device=device)
+        prior_maps = [prior.predict(v.image).to(dev) for v in scene.views]
+        obs.log(f"optimize: monocular depth prior {reg.depth_prior.model}")
+    stereo = _stereo_targets(scene, reg, dev) if reg.stereo_depth.weight > 0 else None
+    need_depth = reg.depth_smooth > 0 or (prior is not None and reg.depth_prior.weight > 0) or stereo is not None
     max_degree = init.sh_degree
     log = TrainLog()
     t0 = last_stream = time.perf_counter()
@@ -130,39 +200,135 @@ def run_optimize(
         i = order.pop()
         cam = scene.views[i].camera
         degree = min(step // cfg.sh_degree_interval, max_degree)
-        colors = torch.cat([params["sh0"], params["shN"]], 1)
-        renders, _, info = rasterize(
-            params["means"], params["quats"], torch.exp(params["scales"]), torch.sigmoid(params["opacities"]),
-            colors, viewmats[i], Ks[i], cam.width, cam.height, sh_degree=degree, backend=cfg.backend,
-        )
-        strategy.step_pre_backward(params, optimizers, state, step, info)
-        loss = photometric_loss(renders, targets[i][None], cfg.ssim_lambda)
-        if not torch.isfinite(loss):
-            raise ReconError(f"optimisation diverged at step {step} (loss is {loss.item()}); "
+        bg = _background(cfg.background, gen, dev)
+        target = images[i] if masks[i] is None else torch.where(masks[i], images[i], bg)
+        total = 0.0
+        infos, renders = [], []
+        for splat in splats:
+            out, alpha, info = splat.render(*cams[i], cam.width, cam.height, degree,
+                                            "RGB+D" if need_depth else "RGB", bg)
+            splat.strategy.step_pre_backward(splat.params, splat.optimizers, splat.state, step, info)
+            rgb = out[..., :3]
+            loss = losses.photometric_loss(rgb, target[None], cfg.ssim_lambda)
+            if need_depth:
+                depth = out[..., 3:4] / alpha.clamp_min(1e-6)
+                if reg.depth_smooth > 0:
+                    loss = loss + reg.depth_smooth * losses.depth_smoothness(depth, target[None], alpha)
+                if stereo is not None:
+                    d_ref, ok = stereo[i]
+                    loss = loss + reg.stereo_depth.weight * ((depth[0, ..., 0] - d_ref).abs() / d_ref)[ok].mean()
+                if prior is not None and reg.depth_prior.weight > 0:
+                    loss = loss + reg.depth_prior.weight * losses.pearson_depth_loss(
+                        depth[0, ..., 0], prior_maps[i], alpha[0, ..., 0].detach() > 0.5)
+            loss = loss + _param_regularizers(splat, reg, radius)
+            total = total + loss
+            infos.append(info)
+            renders.append(rgb)
+        p = reg.pseudo
+        if p.every > 0 and step >= p.start and step % p.every == 0:
+            total = total + _pseudo_losses(splats, scene, cfg, rng, degree, dev, prior)
+        if not torch.isfinite(total):
+            raise ReconError(f"optimisation diverged at step {step} (loss is {float(total)}); "
                              "try lower learning rates or fewer densification steps")
-        loss.backward()
-        for opt in optimizers.values():
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-        _check_finite(params, step)
-        for group in optimizers["means"].param_groups:
-            group["lr"] *= means_decay
-        # At the cap densification stops altogether (growing and pruning), keeping runs bounded.
-        if d.enabled and len(params["means"]) < d.max_gaussians:
-            strategy.step_post_backward(params, optimizers, state, step, info, packed=False)
+        total.backward()
+        for splat, info in zip(splats, infos):
+            splat.step(means_decay)
+            _check_finite(splat.params, step)
+            # At the cap densification stops altogether (growing and pruning), keeping runs bounded.
+            if cfg.densify.enabled and len(splat) < cfg.densify.max_gaussians:
+                splat.strategy.step_post_backward(splat.params, splat.optimizers, splat.state, step, info,
+                                                  packed=False)
+        _structure_updates(splats, scene, cfg, step, radius, obs)
         if step % 10 == 0 or step == cfg.steps - 1:
-            p = psnr(renders.detach(), targets[i][None]).item()
-            metrics = {"loss": loss.item(), "psnr": p, "gaussians": len(params["means"]), "total": cfg.steps}
+            ps = losses.psnr(renders[0].detach(), target[None]).item()
+            metrics = {"loss": float(total.detach()), "psnr": ps, "gaussians": len(splats[0]), "total": cfg.steps}
             log.steps.append(step)
             log.loss.append(metrics["loss"])
-            log.psnr.append(p)
-            log.num_gaussians.append(len(params["means"]))
+            log.psnr.append(ps)
+            log.num_gaussians.append(len(splats[0]))
             obs.step_metrics(step, metrics)
         now = time.perf_counter()
         if now - last_stream >= cfg.stream_every_s:
-            obs.gaussians_updated(Gaussians.from_params(params), step)
+            obs.gaussians_updated(splats[0].gaussians(), step)
             last_stream = now
-    result = Gaussians.from_params(params)
+    _final_prune(splats, scene, cfg, radius, obs)
+    result = splats[0].gaussians()
     log.seconds = time.perf_counter() - t0
     obs.gaussians_updated(result, cfg.steps)
     return result, log
+
+
+def _stereo_targets(scene: Scene, reg: RegularizeConfig, dev: torch.device) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per training view (depth [H,W], confident [H,W]) from plane-sweep stereo (masked views:
+    object pixels only)."""
+    from recon.init.plane_sweep import confident_depths
+    from recon.stages.init import depth_range
+
+    s = reg.stereo_depth
+    near, far = depth_range(scene)
+    out = []
+    for view, (d, ok) in zip(scene.views, confident_depths(scene, near, far, s.window, s.coarse, s.min_score, s.rel_tol)):
+        if view.mask is not None:
+            ok = ok & view.mask
+        out.append((torch.from_numpy(d).float().to(dev), torch.from_numpy(ok).to(dev)))
+    return out
+
+
+def _pseudo_losses(splats: list[Splat], scene: Scene, cfg: OptimizeConfig, rng: np.random.Generator,
+                   degree: int, dev: torch.device, prior) -> torch.Tensor:
+    """Losses in one pseudo view: depth smoothness, the depth prior, and (with two splats) the
+    agreement of their renders."""
+    p, reg = cfg.regularize.pseudo, cfg.regularize
+    cam = sample_pseudo_camera(scene.cameras, rng, p.jitter, p.scale)
+    vm, K = _camera_tensors(cam, dev)
+    total = torch.zeros((), device=dev)
+    rgbs = []
+    for splat in splats:
+        out, alpha, _ = splat.render(vm, K, cam.width, cam.height, degree, "RGB+D")
+        rgb, depth = out[..., :3], out[..., 3:4] / alpha.clamp_min(1e-6)
+        rgbs.append(rgb)
+        if p.depth_smooth > 0:
+            total = total + p.depth_smooth * losses.depth_smoothness(depth, rgb.detach(), alpha)
+        if prior is not None and reg.depth_prior.pseudo_weight > 0:
+            target = prior.predict(rgb[0].detach().clamp(0, 1).cpu().numpy()).to(dev)
+            total = total + reg.depth_prior.pseudo_weight * losses.pearson_depth_loss(
+                depth[0, ..., 0], target, alpha[0, ..., 0].detach() > 0.5)
+    if len(rgbs) == 2 and reg.coreg.pseudo_weight > 0:
+        total = total + reg.coreg.pseudo_weight * (rgbs[0] - rgbs[1]).abs().mean()
+    return total
+
+
+def _structure_updates(splats: list[Splat], scene: Scene, cfg: OptimizeConfig, step: int, radius: float,
+                       obs: Observer) -> None:
+    """Pruning and growing that the densification strategy does not do, during densification."""
+    reg, d = cfg.regularize, cfg.densify
+    if not d.enabled or step < d.start or step > d.stop or step == 0:
+        return
+    pr = reg.prune
+    if pr.outside_masks_every > 0 and step % pr.outside_masks_every == 0:
+        for splat in splats:
+            splat.remove(floaters.outside_masks(splat.params["means"], scene, pr.mask_dilate_px))
+    px = reg.proximity
+    if px.every > 0 and step % px.every == 0:
+        for splat in splats:
+            if len(splat) < d.max_gaussians:
+                proximity.unpool(splat.params, splat.optimizers, splat.state, px.k, px.factor, px.max_new)
+    if len(splats) == 2 and reg.coreg.prune_every > 0 and step % reg.coreg.prune_every == 0:
+        coreg.co_prune(splats[0], splats[1], reg.coreg.prune_distance * radius)
+
+
+def _final_prune(splats: list[Splat], scene: Scene, cfg: OptimizeConfig, radius: float, obs: Observer) -> None:
+    """Floater elimination after training."""
+    pr, reg = cfg.regularize.prune, cfg.regularize
+    removed = {}
+    if len(splats) == 2 and reg.coreg.prune_every > 0:
+        removed["co-pruned"] = coreg.co_prune(splats[0], splats[1], reg.coreg.prune_distance * radius)[0]
+    s = splats[0]
+    if pr.final_outside_masks:
+        removed["outside masks"] = s.remove(floaters.outside_masks(s.params["means"], scene, pr.mask_dilate_px))
+    if pr.final_min_opacity > 0:
+        removed["transparent"] = s.remove(torch.sigmoid(s.params["opacities"]) < pr.final_min_opacity)
+    if pr.final_isolated_std > 0:
+        removed["isolated"] = s.remove(floaters.isolated(s.params["means"], std_ratio=pr.final_isolated_std))
+    if removed:
+        obs.log("optimize: floaters removed: " + ", ".join(f"{v} {k}" for k, v in removed.items()))
