@@ -1,0 +1,206 @@
+"""Sparse-view quality benchmark (issue 5): the same `recon eval` users run, on DTU scan37 3-view
+and LLFF fern 3-view, for each preset and for `vanilla` (every few-view part off) in the same run,
+plus an ablation of the fast preset (each part switched off in turn) and the no-tuning checks
+(DTU scan37's other view triplets, Middlebury temple with 4 views).
+
+    python scripts/bench_quality.py                          # presets fast + vanilla, both scenes
+    python scripts/bench_quality.py --ablation --extra       # + ablation table + other scenes
+    python scripts/bench_quality.py --presets quality --device cuda   # on a CUDA machine
+
+Appends a dated section (machine, command, seconds, device, load) to docs/benchmarks.md unless
+--no-append. Wall seconds on a shared machine are pessimistic; "CPU s" is the child processes'
+CPU time (both cores together), which other jobs do not inflate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+SCENES = {"dtu_scan37": ("dtu", DATA / "dtu_scan37"), "llff_fern": ("llff", DATA / "llff_fern")}
+# Leave-one-out of the fast preset: the flags that switch one part off.
+ABLATION = {
+    "− stereo seeds": ["--config.init.stereo.enabled", "False"],
+    "− visual hull": ["--config.init.hull.enabled", "False"],
+    "− masks (train on full photos)": ["--config.optimize.use-masks", "False"],
+    "− random background": ["--config.optimize.background", "black"],
+    "− regularisers": ["--config.optimize.regularize.opacity-entropy", "0", "--config.optimize.regularize.scale", "0",
+                       "--config.optimize.regularize.depth-smooth", "0"],
+    "− pseudo views": ["--config.optimize.regularize.pseudo.every", "0"],
+    "− floater pruning": ["--config.optimize.regularize.prune.outside-masks-every", "0",
+                          "--config.optimize.regularize.prune.final-outside-masks", "False",
+                          "--config.optimize.regularize.prune.final-isolated-std", "0"],
+}
+
+
+def run_eval(protocol: str, data: Path, preset: str, out: Path, device: str, flags: list[str]) -> dict:
+    """One `recon eval` in a child process → its results.json mean, wall and CPU seconds, load."""
+    cmd = ["recon", "eval", "--protocol", protocol, "--data", str(data), "--views", "3", "--preset", preset,
+           "--out", str(out), "--device", device, "--force", *flags]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stderr[-2000:]}")
+    results = json.loads(next(out.rglob("results.json")).read_text())
+    return {"mean": results["mean"], "wall": wall, "cpu": (after.ru_utime + after.ru_stime)
+            - (before.ru_utime + before.ru_stime), "load": os.getloadavg()[0], "cmd": " ".join(cmd)}
+
+
+def extra_scenes() -> list[tuple[str, Path, list[int], list[int], bool]]:
+    """(name, folder, train ids, test ids, masked): DTU scan37 with the protocol's other two view
+    triplets (same 25 test views), Middlebury temple with 4 views 90° apart (the other 12 test)."""
+    from recon.eval.protocols import DTU_EXCLUDED, DTU_TRAIN
+
+    test = [i for i in range(49) if i not in DTU_TRAIN and i not in DTU_EXCLUDED]
+    out = [(f"dtu_scan37 {t}", DATA / "dtu_scan37", t, test, True) for t in ([40, 44, 48], [0, 8, 13])]
+    temple = DATA / "middlebury" / "templeSparseRing"
+    if temple.exists():
+        from recon.io.detect import load_scene
+
+        ids = sorted(v.index for v in load_scene(temple).views)
+        train = ring_views(temple, 4)
+        out.append(("middlebury temple", temple, train, [i for i in ids if i not in train], False))
+    return out
+
+
+def ring_views(folder: Path, n: int) -> list[int]:
+    """Indices of n views about 360°/n apart around a ring of cameras (by azimuth in the ring's
+    best-fit plane), starting from the first view."""
+    import numpy as np
+
+    from recon.io.detect import load_scene
+
+    views = load_scene(folder).views
+    C = np.stack([v.camera.center for v in views])
+    _, _, Vt = np.linalg.svd(C - C.mean(0))
+    P = (C - C.mean(0)) @ Vt[:2].T
+    ang = np.degrees(np.arctan2(P[:, 1], P[:, 0]))
+    picks = []
+    for k in range(n):
+        target = ang[0] + k * 360 / n
+        diff = np.abs((ang - target + 180) % 360 - 180)
+        picks.append(views[int(np.argmin(diff))].index)
+    return picks
+
+
+def run_library(data: Path, train: list[int], test: list[int], masked: bool, preset: str, out: Path,
+                device: str) -> dict:
+    """Train with `recon.pipeline.run_pipeline` on chosen views and score the test views as
+    `recon eval` does (8-bit renders, PSNR, masked PSNR, SSIM)."""
+    import numpy as np
+
+    from recon.eval.metrics import masked_psnr, psnr, ssim
+    from recon.events import Observer
+    from recon.io.detect import load_scene
+    from recon.pipeline import run_pipeline
+    from recon.presets import load_preset
+    from recon.stages.export import render_view
+
+    scene = load_scene(data, downscale=4, with_masks=True) if masked else load_scene(data)
+    cfg = load_preset(preset)
+    cfg.device = device
+    t0, c0 = time.perf_counter(), time.process_time()
+    result = run_pipeline(cfg, out, Observer(), scene=scene.subset(train), scene_key=f"{data}:{train}")
+    g, _ = result.artifacts["optimize"]
+    rows = []
+    for v in scene.subset(test).views:
+        r = np.round(np.clip(render_view(g, v.camera, cfg.optimize.backend, result_device(cfg)), 0, 1) * 255) / 255
+        rows.append((psnr(r, v.image), masked_psnr(r, v.image, v.mask) if masked else None, ssim(r, v.image)))
+    mean = {"psnr": float(np.mean([x[0] for x in rows])), "ssim": float(np.mean([x[2] for x in rows])),
+            "psnr_masked": float(np.mean([x[1] for x in rows])) if masked else None, "num_gaussians": len(g)}
+    return {"mean": mean, "wall": time.perf_counter() - t0, "cpu": time.process_time() - c0,
+            "load": os.getloadavg()[0]}
+
+
+def result_device(cfg) -> str:
+    from recon.pipeline import resolve_device
+
+    return resolve_device(cfg.device)
+
+
+def fmt(v: float | None, digits: int = 2) -> str:
+    return "n/a" if v is None else f"{v:.{digits}f}"
+
+
+def row(name: str, scene: str, r: dict) -> str:
+    m = r["mean"]
+    return (f"| {name} | {scene} | {fmt(m['psnr'])} | {fmt(m.get('psnr_masked'))} | {fmt(m['ssim'], 3)} | "
+            f"{int(m['num_gaussians'])} | {r['wall']:.0f} | {r['cpu']:.0f} | {r['load']:.1f} |")
+
+
+HEADER = ("| run | scene | PSNR | masked PSNR | SSIM | Gaussians | seconds (wall) | CPU s | load |\n"
+          "|---|---|---|---|---|---|---|---|---|")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--presets", nargs="+", default=["fast"], help="presets to run beside vanilla")
+    ap.add_argument("--scenes", nargs="+", default=list(SCENES), choices=list(SCENES))
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--ablation", action="store_true", help="leave-one-out table of the fast preset")
+    ap.add_argument("--extra", action="store_true", help="DTU scan37 other triplets, Middlebury temple 4 views")
+    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_quality")
+    ap.add_argument("--no-append", action="store_true", help="print the tables, do not touch docs/benchmarks.md")
+    args = ap.parse_args()
+
+    lines = [HEADER]
+    for scene in args.scenes:
+        protocol, data = SCENES[scene]
+        for preset in ["vanilla", *args.presets]:
+            r = run_eval(protocol, data, preset, args.out / preset / scene, args.device, [])
+            lines.append(row(preset, scene, r))
+            print(lines[-1], flush=True)
+    sections = [("Presets against vanilla (`recon eval --views 3`)", lines)]
+    if args.ablation:
+        abl = [HEADER]
+        for scene in args.scenes:
+            protocol, data = SCENES[scene]
+            for name, flags in ABLATION.items():
+                r = run_eval(protocol, data, "fast", args.out / "ablation" / name.strip("− ").split()[0] / scene,
+                             args.device, flags)
+                abl.append(row(f"fast {name}", scene, r))
+                print(abl[-1], flush=True)
+        sections.append(("Ablation: the fast preset with one part switched off", abl))
+    if args.extra:
+        extra = [HEADER]
+        for name, data, train, test, masked in extra_scenes():
+            r = run_library(data, train, test, masked, "fast", args.out / "extra" / name, args.device)
+            extra.append(row(f"fast, views {','.join(map(str, train))}", name, r))
+            print(extra[-1], flush=True)
+        sections.append(("No tuning to the two scenes: other views and scenes (fast preset, in-process: "
+                         "`recon eval` has no option to pick training views)", extra))
+    report = render_report(sections, args)
+    print(report)
+    if not args.no_append:
+        with open(ROOT / "docs" / "benchmarks.md", "a") as f:
+            f.write(report)
+
+
+def render_report(sections: list[tuple[str, list[str]]], args: argparse.Namespace) -> str:
+    cpu = platform.processor() or platform.machine()
+    out = [f"\n## Sparse-view quality (issue 5) — {date.today().isoformat()}\n",
+           f"- Machine: {platform.platform()}, {os.cpu_count()} CPU cores ({cpu}), device {args.device}; "
+           f"load average {os.getloadavg()[0]:.1f} at the end (shared cores: wall seconds are pessimistic)",
+           f"- Command: `python scripts/bench_quality.py {' '.join(sys.argv[1:])}` (each row is one `recon eval "
+           "--views 3 --preset P`, flags as named)", ""]
+    for title, lines in sections:
+        out += [f"### {title}", "", *lines, ""]
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    main()

@@ -1,0 +1,102 @@
+"""Presets load and say what they promise; the optional depth prior loads from a local folder
+(a tiny randomly initialised model built here — never downloaded) and trains one step."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from recon.errors import ReconError
+from recon.events import Observer
+from recon.gaussians import Gaussians
+from recon.presets import load_preset, preset_names
+from recon.stages.optimize import run_optimize
+
+
+def test_every_preset_loads():
+    names = preset_names()
+    assert {"fast", "default", "quality", "vanilla"} <= set(names)
+    for name in names:
+        load_preset(name)
+
+
+def test_vanilla_switches_every_few_view_part_off():
+    cfg = load_preset("vanilla")
+    assert cfg.init.method == "random"
+    assert not (cfg.init.stereo.enabled or cfg.init.hull.enabled or cfg.init.sift.enabled)
+    reg = cfg.optimize.regularize
+    assert not cfg.optimize.use_masks and cfg.optimize.background == "black"
+    assert reg.opacity_entropy == reg.scale == reg.depth_smooth == 0
+    assert reg.pseudo.every == 0 and not reg.coreg.enabled and reg.proximity.every == 0
+    assert not reg.depth_prior.model
+
+
+def test_fast_uses_the_few_view_parts_and_a_short_schedule():
+    fast, default = load_preset("fast"), load_preset("default")
+    assert fast.init.stereo.enabled and fast.init.hull.enabled and fast.optimize.use_masks
+    assert fast.optimize.steps < default.optimize.steps
+    assert not fast.optimize.regularize.depth_prior.model, "no weights by default"
+
+
+def test_quality_targets_the_gpu_with_co_regularisation():
+    q = load_preset("quality")
+    assert q.optimize.regularize.coreg.enabled and q.optimize.regularize.pseudo.every > 0
+    assert q.optimize.steps >= load_preset("default").optimize.steps
+
+
+@pytest.fixture(scope="module")
+def tiny_depth_model(tmp_path_factory):
+    """A randomly initialised Depth Anything with a 2-layer backbone, saved like a local checkout."""
+    transformers = pytest.importorskip("transformers")
+    backbone = transformers.Dinov2Config(hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                         intermediate_size=32, patch_size=14, image_size=56,
+                                         out_indices=[1, 2], reshape_hidden_states=False)
+    cfg = transformers.DepthAnythingConfig(backbone_config=backbone, reassemble_hidden_size=16,
+                                           neck_hidden_sizes=[8, 16], fusion_hidden_size=16,
+                                           head_hidden_size=8, reassemble_factors=[2, 1])
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny_depth_anything")
+    transformers.DepthAnythingForDepthEstimation(cfg).save_pretrained(folder)
+    transformers.DPTImageProcessor(size={"height": 56, "width": 56}, keep_aspect_ratio=True,
+                                   ensure_multiple_of=14).save_pretrained(folder)
+    return folder
+
+
+def test_depth_prior_loads_from_a_local_folder_and_predicts(tiny_depth_model):
+    from recon.priors.depth import load_depth_prior
+
+    prior = load_depth_prior(str(tiny_depth_model))
+    depth = prior.predict(np.random.default_rng(0).random((30, 40, 3)).astype(np.float32))
+    assert depth.shape == (30, 40) and torch.isfinite(depth).all()
+
+
+def test_depth_prior_that_is_not_on_disk_is_a_clear_error(tmp_path, monkeypatch):
+    from recon.priors.depth import load_depth_prior
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ReconError, match="never downloads"):
+        load_depth_prior(str(tmp_path / "missing-model"))
+
+
+def test_optimise_with_the_depth_prior(tiny_depth_model, scene):
+    from recon.stages.optimize import OptimizeConfig
+
+    cfg = OptimizeConfig(steps=3, backend="cpu")
+    cfg.densify = dataclasses.replace(cfg.densify, enabled=False)
+    dp = dataclasses.replace(cfg.regularize.depth_prior, model=str(tiny_depth_model), weight=0.5,
+                             pseudo_weight=0.5)
+    pseudo = dataclasses.replace(cfg.regularize.pseudo, every=1, scale=1.0)
+    cfg.regularize = dataclasses.replace(cfg.regularize, depth_prior=dp, pseudo=pseudo)
+    pts = np.random.default_rng(0).normal(size=(100, 3)).astype(np.float32) * 0.5
+    logs = []
+
+    class Log(Observer):
+        def log(self, message):
+            logs.append(message)
+
+    g, log = run_optimize(cfg, scene, Gaussians.from_points(pts, None, sh_degree=0, scale=0.2), Log())
+    assert len(log.loss) and np.isfinite(log.loss).all()
+    assert any("depth prior" in m for m in logs)
