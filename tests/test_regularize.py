@@ -51,13 +51,20 @@ def test_opacity_entropy_lowers_its_loss(blob_scene):
 
 def test_scale_penalty_lowers_its_loss(blob_scene):
     g0 = init_for(blob_scene)
-    g0.scales[:50, 0] += 0.7  # needles: twice as long as wide, beyond max_ratio
+    g0.scales[:50, 0] += 0.7  # needles: twice as long as the other two axes, beyond max_ratio
     cfg = with_reg(scale=1.0, max_scale=0.1, max_ratio=1.5)
     plain, _ = run_optimize(short_config(), blob_scene, g0, Observer())
     reg, _ = run_optimize(cfg, blob_scene, g0, Observer())
     _, radius = blob_scene.bounds()
     p = lambda g: losses.scale_penalty(g.scales, 0.1 * radius, 1.5).item()  # noqa: E731
     assert p(reg) < 0.8 * p(plain), (p(reg), p(plain))
+
+
+def test_scale_penalty_spares_flat_discs_and_charges_needles():
+    disc = torch.log(torch.tensor([[0.01, 0.01, 0.0001]]))  # surfaces are made of these
+    needle = torch.log(torch.tensor([[0.01, 0.0001, 0.0001]]))
+    assert losses.scale_penalty(disc, 1.0, 10.0).item() == 0.0
+    assert losses.scale_penalty(needle, 1.0, 10.0).item() > 1.0
 
 
 def _mean_depth_smoothness(g: Gaussians, scene) -> float:

@@ -97,7 +97,7 @@ class RegularizeConfig:
     max_scale: float = 0.05
     """Scale penalty starts at this standard deviation (× scene radius)."""
     max_ratio: float = 10.0
-    """... and at this ratio of the largest to the smallest axis."""
+    """... and at this ratio of the largest to the middle axis (needles; flat discs are free)."""
     depth_smooth: float = 0.0
     """Weight of edge-aware depth smoothness in the training views."""
     stereo_depth: StereoDepthConfig = field(default_factory=StereoDepthConfig)
