@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from recon.gaussians import Gaussians
-from recon.init.visual_hull import sample_hull, visible_colors, visual_hull
+from recon.init.visual_hull import hull_silhouette, sample_hull, visible_colors, visual_hull
 from recon.scene import Camera
 
 from synthetic import look_at, render_scene
@@ -69,6 +69,19 @@ def test_hull_seeds_on_the_surface_with_the_views_colours(sphere_scene):
     top, bottom = pts[:, 2] > 0.4, pts[:, 2] < -0.4
     assert colors[top, 0].mean() > 0.6 and colors[top, 2].mean() < 0.4, "top of the sphere is red"
     assert colors[bottom, 2].mean() > 0.6 and colors[bottom, 0].mean() < 0.4, "bottom is blue"
+
+
+def test_hull_silhouette_covers_the_mask_in_a_new_view(sphere_scene):
+    train = sphere_scene.subset([v.index for v in sphere_scene.views[:-1]])
+    grid = visual_hull(train, resolution=48, dilate_px=1)
+    held_out = sphere_scene.views[-1]
+    sil = hull_silhouette(grid, held_out.camera)
+    m = held_out.mask
+    assert (sil & m).sum() / m.sum() > 0.98, "the hull contains the object, so its silhouette covers the mask"
+    # and hugs it: at 64×48 the sphere is a ~18-pixel-radius disc, so a 2-pixel ring (masks dilated
+    # by 1, a loose hull between the views) already costs 20% of IoU.
+    assert (sil & m).sum() / (sil | m).sum() > 0.7
+    assert not sil[0, 0] and not sil[-1, -1], "corners are background"
 
 
 def test_hull_needs_masks(sphere_scene):

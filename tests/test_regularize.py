@@ -16,7 +16,9 @@ from recon.regularize import coreg, floaters, proximity
 from recon.regularize.pseudo import interpolate_camera, sample_pseudo_camera
 from recon.stages.optimize import OptimizeConfig, Splat, run_optimize
 
-from synthetic import colored_blob, render_scene, ring_cameras
+from recon.scene import Camera
+
+from synthetic import colored_blob, look_at, render_scene, ring_cameras
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +102,37 @@ def test_pseudo_view_smoothness_and_coreg_agreement_run_and_lower_disagreement(b
     assert log.loss[-1] < log.loss[0]
 
 
+def _hull_alpha_mismatch(g: Gaussians, scene) -> float:
+    """Mean |alpha − hull silhouette| over fixed pseudo views."""
+    from recon.init.visual_hull import hull_silhouette, visual_hull
+    from recon.regularize.pseudo import sample_pseudo_camera
+    from recon.render import rasterize
+
+    grid = visual_hull(scene, 32)
+    means, quats, scales, opac = g.activated()
+    rng, total = np.random.default_rng(7), 0.0
+    for _ in range(4):
+        cam = sample_pseudo_camera(scene.cameras, rng)
+        _, alpha, _ = rasterize(means, quats, scales, opac, g.colors_sh,
+                                torch.tensor(cam.world_to_cam, dtype=torch.float32)[None],
+                                torch.tensor(cam.K, dtype=torch.float32)[None], cam.width, cam.height,
+                                sh_degree=0, backend="cpu")
+        sil = torch.from_numpy(hull_silhouette(grid, cam)).float()
+        total += (alpha[0, ..., 0] - sil).abs().mean().item()
+    return total / 4
+
+
+def test_hull_alpha_in_pseudo_views_lowers_its_loss(blob_scene):
+    assert blob_scene.has_masks
+    g0 = init_for(blob_scene)
+    cfg = short_config(30)
+    pseudo = dataclasses.replace(cfg.regularize.pseudo, every=1, hull_alpha=2.0, hull_resolution=32, scale=0.5)
+    reg_cfg = dataclasses.replace(cfg, regularize=dataclasses.replace(cfg.regularize, pseudo=pseudo))
+    plain, _ = run_optimize(short_config(30), blob_scene, g0, Observer())
+    reg, _ = run_optimize(reg_cfg, blob_scene, g0, Observer())
+    assert _hull_alpha_mismatch(reg, blob_scene) < 0.9 * _hull_alpha_mismatch(plain, blob_scene)
+
+
 def test_depth_smoothness_is_zero_for_a_flat_depth_and_positive_for_noise():
     flat = torch.ones(1, 8, 8, 1)
     noisy = flat + torch.rand(1, 8, 8, 1)
@@ -178,3 +211,16 @@ def test_pseudo_camera_interpolates_between_training_cameras():
     assert cam.width == a.width // 2
     t = np.linalg.norm(cam.center - a.center) / np.linalg.norm(b.center - a.center)
     assert 0.1 < t < 0.9
+
+
+def test_orbit_camera_keeps_the_pivot_in_view_at_the_same_distance():
+    from recon.regularize.pseudo import orbit_camera
+
+    a = Camera(np.array([[50.0, 0, 32], [0, 50, 24], [0, 0, 1]]), look_at(np.array([0, -4.0, 1]), np.zeros(3)), 64, 48)
+    pivot = np.zeros(3)
+    b = orbit_camera(a, pivot, np.array([0, 0, 1.0]), 90)
+    assert np.allclose(b.center, [4, 0, 1], atol=1e-9), b.center  # a quarter turn about z
+    pa, _ = a.project(pivot[None])
+    pb, zb = b.project(pivot[None])
+    assert np.allclose(pa, pb, atol=1e-6) and np.isclose(zb[0], np.linalg.norm(a.center))
+    assert np.allclose(b.world_to_cam[:3, :3] @ b.world_to_cam[:3, :3].T, np.eye(3), atol=1e-9)

@@ -144,3 +144,27 @@ def visible_colors(points: np.ndarray, scene: Scene, depth_tol: float) -> np.nda
                    acc_any / np.maximum(cnt_any, 1)[:, None])
     out[(cnt == 0) & (cnt_any == 0)] = 0.5
     return out.astype(np.float32)
+
+
+def hull_silhouette(grid: HullGrid, cam: Camera, surface: np.ndarray | None = None) -> np.ndarray:
+    """[H,W] bool: the pixels the hull covers in `cam`. Its surface voxels (pass
+    `grid.centres(grid.surface())` as `surface` [S,3] to reuse them) are drawn as squares as wide
+    as their projection, so the silhouette has no gaps between voxel centres."""
+    pts = grid.centres(grid.surface()) if surface is None else surface
+    pix, z = cam.project(pts)
+    front = z > 1e-6
+    pix, z = pix[front], z[front]
+    out = np.zeros((cam.height, cam.width), dtype=bool)
+    if not len(z):
+        return out
+    # A (2r+1)-pixel square per voxel: the smallest that leaves no gap between neighbouring voxels.
+    half = np.ceil(np.maximum(grid.voxel * cam.K[0, 0] / z - 1, 0) / 2).astype(np.int64)
+    u, v = np.floor(pix[:, 0]).astype(np.int64), np.floor(pix[:, 1]).astype(np.int64)
+    for r in np.unique(half):
+        sel = half == r
+        hit = np.zeros_like(out)
+        ok = (u[sel] >= 0) & (u[sel] < cam.width) & (v[sel] >= 0) & (v[sel] < cam.height)
+        hit[v[sel][ok], u[sel][ok]] = True
+        out |= ndimage.binary_dilation(hit, structure=np.ones((2 * r + 1, 2 * r + 1), bool)) if r > 0 else hit
+    return out
+

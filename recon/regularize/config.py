@@ -19,6 +19,15 @@ class PseudoConfig:
     """Random offset of the pseudo camera's centre, as a fraction of the two cameras' distance."""
     depth_smooth: float = 0.0
     """Weight of edge-aware depth smoothness in the pseudo view (RegNeRF's unobserved-view prior)."""
+    orbit_deg: float = 0.0
+    """Turn each pseudo camera about the scene's centre by up to this many degrees (random axis),
+    so the regularisers also see the object from sides the photos do not (0 = between cameras only)."""
+    hull_alpha: float = 0.0
+    """With masks: weight of the L1 between the pseudo view's alpha and the visual hull's
+    silhouette there. The object is solid wherever the hull is, so holes between Gaussians that
+    the training views do not show get filled, and haze outside the hull goes."""
+    hull_resolution: int = 96
+    """Voxels along the longest side of that hull."""
 
 
 @dataclass

@@ -60,14 +60,31 @@ def interpolate_camera(a: Camera, b: Camera, t: float, offset: np.ndarray | None
     return Camera(a.K.copy(), w2c, a.width, a.height)
 
 
+def orbit_camera(cam: Camera, pivot: np.ndarray, axis: np.ndarray, degrees: float) -> Camera:
+    """`cam` turned by `degrees` about the line through `pivot` [3] along `axis` [3]: it keeps
+    looking at the same point of the object from another side."""
+    axis = axis / np.linalg.norm(axis)
+    t = np.radians(degrees)
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    R = np.eye(3) + np.sin(t) * k + (1 - np.cos(t)) * k @ k  # Rodrigues
+    c2w = cam.cam_to_world.copy()
+    c2w[:3, :3] = R @ c2w[:3, :3]
+    c2w[:3, 3] = pivot + R @ (c2w[:3, 3] - pivot)
+    return Camera(cam.K.copy(), np.linalg.inv(c2w), cam.width, cam.height)
+
+
 def sample_pseudo_camera(cameras: list[Camera], rng: np.random.Generator, jitter: float = 0.05,
-                         scale: float = 1.0) -> Camera:
+                         scale: float = 1.0, orbit_deg: float = 0.0, pivot: np.ndarray | None = None) -> Camera:
     """A random pseudo camera between two random training cameras (any camera with itself when
-    there is one), its centre jittered by `jitter` × their distance, its image `scale`× the size."""
+    there is one), its centre jittered by `jitter` × their distance, its image `scale`× the size.
+    With orbit_deg > 0 it is then turned about `pivot` (the object's centre) by up to that many
+    degrees about a random axis, to see the object from sides no photo shows."""
     i, j = rng.choice(len(cameras), 2, replace=len(cameras) < 2)
     a, b = cameras[i], cameras[j]
     dist = max(float(np.linalg.norm(a.center - b.center)), 1e-6)
     cam = interpolate_camera(a, b, float(rng.uniform(0.2, 0.8)), rng.normal(size=3) * jitter * dist)
+    if orbit_deg > 0 and pivot is not None:
+        cam = orbit_camera(cam, np.asarray(pivot, float), rng.normal(size=3), float(rng.uniform(-orbit_deg, orbit_deg)))
     if scale != 1.0:
         cam = cam.resized(max(int(round(cam.width * scale)), 8), max(int(round(cam.height * scale)), 8))
     return cam

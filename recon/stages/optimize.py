@@ -186,6 +186,12 @@ def run_optimize(
         prior_maps = [prior.predict(v.image).to(dev) for v in scene.views]
         obs.log(f"optimize: monocular depth prior {reg.depth_prior.model}")
     stereo = _stereo_targets(scene, reg, dev) if reg.stereo_depth.weight > 0 else None
+    hull = None
+    if reg.pseudo.every > 0 and reg.pseudo.hull_alpha > 0 and scene.has_masks:
+        from recon.init.visual_hull import visual_hull
+
+        grid = visual_hull(scene, reg.pseudo.hull_resolution)
+        hull = (grid, grid.centres(grid.surface()))
     need_depth = reg.depth_smooth > 0 or (prior is not None and reg.depth_prior.weight > 0) or stereo is not None
     max_degree = init.sh_degree
     log = TrainLog()
@@ -226,7 +232,7 @@ def run_optimize(
             renders.append(rgb)
         p = reg.pseudo
         if p.every > 0 and step >= p.start and step % p.every == 0:
-            total = total + _pseudo_losses(splats, scene, cfg, rng, degree, dev, prior)
+            total = total + _pseudo_losses(splats, scene, cfg, rng, degree, dev, prior, hull)
         if not torch.isfinite(total):
             raise ReconError(f"optimisation diverged at step {step} (loss is {float(total)}); "
                              "try lower learning rates or fewer densification steps")
@@ -275,13 +281,19 @@ def _stereo_targets(scene: Scene, reg: RegularizeConfig, dev: torch.device) -> l
 
 
 def _pseudo_losses(splats: list[Splat], scene: Scene, cfg: OptimizeConfig, rng: np.random.Generator,
-                   degree: int, dev: torch.device, prior) -> torch.Tensor:
-    """Losses in one pseudo view: depth smoothness, the depth prior, and (with two splats) the
-    agreement of their renders."""
+                   degree: int, dev: torch.device, prior, hull=None) -> torch.Tensor:
+    """Losses in one pseudo view: depth smoothness, the depth prior, alpha against the visual
+    hull's silhouette, and (with two splats) the agreement of their renders."""
     p, reg = cfg.regularize.pseudo, cfg.regularize
-    cam = sample_pseudo_camera(scene.cameras, rng, p.jitter, p.scale)
+    cam = sample_pseudo_camera(scene.cameras, rng, p.jitter, p.scale, p.orbit_deg, scene.bounds()[0])
     vm, K = _camera_tensors(cam, dev)
     total = torch.zeros((), device=dev)
+    silhouette = None
+    if hull is not None:
+        from recon.init.visual_hull import hull_silhouette
+
+        grid, surface = hull
+        silhouette = torch.from_numpy(hull_silhouette(grid, cam, surface)).float().to(dev)[None, ..., None]
     rgbs = []
     for splat in splats:
         out, alpha, _ = splat.render(vm, K, cam.width, cam.height, degree, "RGB+D")
@@ -289,6 +301,8 @@ def _pseudo_losses(splats: list[Splat], scene: Scene, cfg: OptimizeConfig, rng: 
         rgbs.append(rgb)
         if p.depth_smooth > 0:
             total = total + p.depth_smooth * losses.depth_smoothness(depth, rgb.detach(), alpha)
+        if silhouette is not None:
+            total = total + p.hull_alpha * (alpha - silhouette).abs().mean()
         if prior is not None and reg.depth_prior.pseudo_weight > 0:
             target = prior.predict(rgb[0].detach().clamp(0, 1).cpu().numpy()).to(dev)
             total = total + reg.depth_prior.pseudo_weight * losses.pearson_depth_loss(
