@@ -41,10 +41,14 @@ def test_fast_uses_the_few_view_parts_and_a_short_schedule():
     assert not fast.optimize.regularize.depth_prior.model, "no weights by default"
 
 
-def test_quality_targets_the_gpu_with_co_regularisation():
-    q = load_preset("quality")
-    assert q.optimize.regularize.coreg.enabled and q.optimize.regularize.pseudo.every > 0
-    assert q.optimize.steps >= load_preset("default").optimize.steps
+def test_default_and_quality_keep_the_fast_presets_parts_on_longer_schedules():
+    fast = load_preset("fast")
+    for name in ("default", "quality"):
+        cfg = load_preset(name)
+        assert cfg.init.stereo.enabled and cfg.init.hull.enabled and cfg.optimize.use_masks
+        assert cfg.optimize.regularize.pseudo == fast.optimize.regularize.pseudo
+        assert cfg.optimize.steps > fast.optimize.steps
+    assert load_preset("quality").optimize.steps >= load_preset("default").optimize.steps
 
 
 @pytest.fixture(scope="module")
