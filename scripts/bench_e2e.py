@@ -72,7 +72,8 @@ def main() -> None:
     if args.full:
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
-            subprocess.run(["recon", "eval", "--protocol", "dtu", "--data", str(DTU), "--views", "3", "--preset",
+            recon = str(Path(sys.executable).parent / "recon")
+            subprocess.run([recon, "eval", "--protocol", "dtu", "--data", str(DTU), "--views", "3", "--preset",
                             "fast", "--device", "cpu", "--out", tmp], check=True, capture_output=True)
             full = time.perf_counter() - t0
     ratio = rows[1][2] / rows[0][2]

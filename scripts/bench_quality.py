@@ -39,9 +39,15 @@ ABLATION = {
 }
 
 
+def recon_command() -> str:
+    """The `recon` console script of this interpreter's environment (also when it is not on PATH)."""
+    beside = Path(sys.executable).parent / "recon"
+    return str(beside) if beside.exists() else "recon"
+
+
 def run_eval(protocol: str, data: Path, preset: str, out: Path, device: str, flags: list[str]) -> dict:
     """One `recon eval` in a child process → its results.json mean, wall and CPU seconds, load."""
-    cmd = ["recon", "eval", "--protocol", protocol, "--data", str(data), "--views", "3", "--preset", preset,
+    cmd = [recon_command(), "eval", "--protocol", protocol, "--data", str(data), "--views", "3", "--preset", preset,
            "--out", str(out), "--device", device, "--force", *flags]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
@@ -146,6 +152,7 @@ def main() -> None:
     ap.add_argument("--presets", nargs="+", default=["fast"], help="presets to run beside vanilla")
     ap.add_argument("--scenes", nargs="+", default=list(SCENES), choices=list(SCENES))
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--no-presets", action="store_true", help="skip the presets-against-vanilla table")
     ap.add_argument("--ablation", action="store_true", help="leave-one-out table of the fast preset")
     ap.add_argument("--ablation-scenes", nargs="+", default=["dtu_scan37"], choices=list(SCENES),
                     help="scenes of the ablation (each row is a whole fast-preset run)")
@@ -154,14 +161,16 @@ def main() -> None:
     ap.add_argument("--no-append", action="store_true", help="print the tables, do not touch docs/benchmarks.md")
     args = ap.parse_args()
 
-    lines = [HEADER]
-    for scene in args.scenes:
-        protocol, data = SCENES[scene]
-        for preset in ["vanilla", *args.presets]:
-            r = run_eval(protocol, data, preset, args.out / preset / scene, args.device, [])
-            lines.append(row(preset, scene, r))
-            print(lines[-1], flush=True)
-    sections = [("Presets against vanilla (`recon eval --views 3`)", lines)]
+    sections = []
+    if not args.no_presets:
+        lines = [HEADER]
+        for scene in args.scenes:
+            protocol, data = SCENES[scene]
+            for preset in ["vanilla", *args.presets]:
+                r = run_eval(protocol, data, preset, args.out / preset / scene, args.device, [])
+                lines.append(row(preset, scene, r))
+                print(lines[-1], flush=True)
+        sections.append(("Presets against vanilla (`recon eval --views 3`)", lines))
     if args.ablation:
         abl = [HEADER]
         for scene in args.ablation_scenes:
