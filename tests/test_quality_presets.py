@@ -78,11 +78,22 @@ def test_depth_prior_loads_from_a_local_folder_and_predicts(tiny_depth_model):
 
 
 def test_depth_prior_that_is_not_on_disk_is_a_clear_error(tmp_path, monkeypatch):
+    pytest.importorskip("transformers")
     from recon.priors.depth import load_depth_prior
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ReconError, match="never downloads"):
         load_depth_prior(str(tmp_path / "missing-model"))
+
+
+def test_depth_prior_without_transformers_says_what_to_install(monkeypatch):
+    import sys
+
+    from recon.priors.depth import load_depth_prior
+
+    monkeypatch.setitem(sys.modules, "transformers", None)  # import fails as if not installed
+    with pytest.raises(ReconError, match="needs transformers"):
+        load_depth_prior("depth-anything/Depth-Anything-V2-Small-hf")
 
 
 def test_optimise_with_the_depth_prior(tiny_depth_model, scene):

@@ -62,12 +62,14 @@ def stop_server(server: viser.ViserServer) -> None:
 
 @contextlib.contextmanager
 def stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """Within the block, SIGTERM and SIGHUP (a closed terminal) set `stop` instead of killing the
-    process, so the caller can stop the server cleanly; the old handlers come back afterwards.
-    A no-op off the main thread, where Python cannot install handlers."""
+    """Within the block, Ctrl-C, SIGTERM and SIGHUP (a closed terminal) set `stop` instead of
+    killing the process, so the caller can stop the server cleanly; the old handlers come back
+    afterwards. SIGINT is handled explicitly because a process started in the background inherits
+    it ignored, and Python then installs no KeyboardInterrupt handler. A no-op off the main
+    thread, where Python cannot install handlers."""
     previous = {}
     if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGHUP):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             previous[sig] = signal.signal(sig, lambda *_: stop.set())
     try:
         yield

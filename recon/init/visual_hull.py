@@ -155,16 +155,18 @@ def hull_silhouette(grid: HullGrid, cam: Camera, surface: np.ndarray | None = No
     front = z > 1e-6
     pix, z = pix[front], z[front]
     out = np.zeros((cam.height, cam.width), dtype=bool)
-    if not len(z):
-        return out
-    # A (2r+1)-pixel square per voxel: the smallest that leaves no gap between neighbouring voxels.
-    half = np.ceil(np.maximum(grid.voxel * cam.K[0, 0] / z - 1, 0) / 2).astype(np.int64)
-    u, v = np.floor(pix[:, 0]).astype(np.int64), np.floor(pix[:, 1]).astype(np.int64)
-    for r in np.unique(half):
-        sel = half == r
-        hit = np.zeros_like(out)
-        ok = (u[sel] >= 0) & (u[sel] < cam.width) & (v[sel] >= 0) & (v[sel] < cam.height)
-        hit[v[sel][ok], u[sel][ok]] = True
-        out |= ndimage.binary_dilation(hit, structure=np.ones((2 * r + 1, 2 * r + 1), bool)) if r > 0 else hit
+    # A (2r+1)-pixel square per voxel: the smallest that leaves no gap between neighbouring voxels
+    # (capped at the image size: a voxel that near covers the view anyway).
+    size = grid.voxel * cam.K[0, 0] / np.maximum(z, 1e-12)
+    half = np.ceil(np.clip(size - 1, 0, max(cam.width, cam.height)) / 2).astype(np.int64)
+    u, v = np.floor(pix[:, 0]), np.floor(pix[:, 1])
+    inside = (u >= -half) & (u < cam.width + half) & (v >= -half) & (v < cam.height + half)
+    for r in np.unique(half[inside]):
+        sel = inside & (half == r)
+        # Draw the centres on a canvas padded by r, so voxels just outside the frame still count.
+        canvas = np.zeros((cam.height + 2 * r, cam.width + 2 * r), dtype=bool)
+        canvas[(v[sel] + r).astype(np.int64), (u[sel] + r).astype(np.int64)] = True
+        if r > 0:  # square dilation, separable: cheap even for big squares
+            canvas = ndimage.maximum_filter(canvas, size=2 * r + 1)
+        out |= canvas[r:r + cam.height, r:r + cam.width]
     return out
-

@@ -28,8 +28,10 @@ class TransformersDepth:
     """A transformers depth-estimation model (AutoModelForDepthEstimation + its image processor)."""
 
     def __init__(self, model: str, device: str = "cpu") -> None:
-        from transformers import AutoImageProcessor, AutoModelForDepthEstimation
-
+        try:
+            from transformers import AutoImageProcessor, AutoModelForDepthEstimation
+        except ImportError as e:
+            raise ReconError(f"the depth prior '{model}' needs transformers: pip install -e '.[learned]'") from e
         try:
             self.processor = AutoImageProcessor.from_pretrained(model, local_files_only=True)
             self.model = AutoModelForDepthEstimation.from_pretrained(model, local_files_only=True)
