@@ -154,6 +154,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--no-presets", action="store_true", help="skip the presets-against-vanilla table")
     ap.add_argument("--ablation", action="store_true", help="leave-one-out table of the fast preset")
+    ap.add_argument("--ablation-parts", nargs="+", default=[],
+                    help="only the ablation rows whose name contains one of these words (default: all)")
     ap.add_argument("--ablation-scenes", nargs="+", default=["dtu_scan37"], choices=list(SCENES),
                     help="scenes of the ablation (each row is a whole fast-preset run)")
     ap.add_argument("--extra", action="store_true", help="DTU scan37 other triplets, Middlebury temple 4 views")
@@ -176,6 +178,8 @@ def main() -> None:
         for scene in args.ablation_scenes:
             protocol, data = SCENES[scene]
             for name, flags in ABLATION.items():
+                if args.ablation_parts and not any(w in name for w in args.ablation_parts):
+                    continue
                 r = run_eval(protocol, data, "fast", args.out / "ablation" / name.strip("− ").split(" (")[0].replace(" ", "_") / scene,
                              args.device, flags)
                 abl.append(row(f"fast {name}", scene, r))
