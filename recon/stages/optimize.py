@@ -186,6 +186,7 @@ def run_optimize(
         prior_maps = [prior.predict(v.image).to(dev) for v in scene.views]
         obs.log(f"optimize: monocular depth prior {reg.depth_prior.model}")
     stereo = _stereo_targets(scene, reg, dev) if reg.stereo_depth.weight > 0 else None
+    pivot = scene.bounds()[0]  # the object's centre, for orbiting pseudo cameras
     hull = None
     if reg.pseudo.every > 0 and reg.pseudo.hull_alpha > 0 and scene.has_masks:
         from recon.init.visual_hull import visual_hull
@@ -232,7 +233,7 @@ def run_optimize(
             renders.append(rgb)
         p = reg.pseudo
         if p.every > 0 and step >= p.start and step % p.every == 0:
-            total = total + _pseudo_losses(splats, scene, cfg, rng, degree, dev, prior, hull)
+            total = total + _pseudo_losses(splats, scene, cfg, rng, degree, dev, prior, hull, pivot)
         if not torch.isfinite(total):
             raise ReconError(f"optimisation diverged at step {step} (loss is {float(total)}); "
                              "try lower learning rates or fewer densification steps")
@@ -281,11 +282,12 @@ def _stereo_targets(scene: Scene, reg: RegularizeConfig, dev: torch.device) -> l
 
 
 def _pseudo_losses(splats: list[Splat], scene: Scene, cfg: OptimizeConfig, rng: np.random.Generator,
-                   degree: int, dev: torch.device, prior, hull=None) -> torch.Tensor:
+                   degree: int, dev: torch.device, prior, hull=None, pivot: np.ndarray | None = None
+                   ) -> torch.Tensor:
     """Losses in one pseudo view: depth smoothness, the depth prior, alpha against the visual
     hull's silhouette, and (with two splats) the agreement of their renders."""
     p, reg = cfg.regularize.pseudo, cfg.regularize
-    cam = sample_pseudo_camera(scene.cameras, rng, p.jitter, p.scale, p.orbit_deg, scene.bounds()[0])
+    cam = sample_pseudo_camera(scene.cameras, rng, p.jitter, p.scale, p.orbit_deg, pivot)
     vm, K = _camera_tensors(cam, dev)
     total = torch.zeros((), device=dev)
     silhouette = None
