@@ -6,8 +6,9 @@ Backends:
   reference  dense pure torch; the test oracle and fine for tiny scenes.
   auto       gsplat when CUDA is available, else cpu.
 
-The cpu and reference backends share the projection/SH code (vectorised torch, autograd); only
-the per-pixel compositing differs. Backgrounds are composited here as render + (1 − alpha)·bg
+The reference backend projects in vectorised torch (recon.render.projection, the specification);
+the cpu backend runs the same projection as numba kernels (cpu_projection). Both evaluate SH in
+torch and differ in the per-pixel compositing. Backgrounds are composited here as render + (1 − alpha)·bg
 for every backend, which is the same as gsplat's T·bg and lets a depth channel have its own
 background value.
 """
@@ -72,7 +73,7 @@ def rasterize(
             near_plane=near_plane, far_plane=far_plane,
         )  # fmt: skip
     else:
-        proj = project(
+        proj = _project_fn(name, viewmats, Ks)(
             means, quats, scales, opacities, viewmats, Ks, width, height, near_plane, far_plane
         )
         feats = _features(proj, means, colors, viewmats, sh_degree, render_mode)
@@ -88,6 +89,16 @@ def rasterize(
         width=width, height=height, n_cameras=viewmats.shape[0], gaussian_ids=None, backend=name
     )
     return renders, alphas, meta
+
+
+def _project_fn(name: str, viewmats: Tensor, Ks: Tensor):
+    """The cpu backend projects with numba kernels; the reference (and any call that needs
+    gradients for the cameras) with the torch specification, `projection.project`."""
+    if name == "cpu" and not (viewmats.requires_grad or Ks.requires_grad):
+        from .cpu_projection import project_cpu
+
+        return project_cpu
+    return project
 
 
 def _raster_fn(name: str):
