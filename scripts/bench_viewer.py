@@ -93,18 +93,19 @@ def chromium_cpu_seconds() -> float:
 
 
 def run_with_viewer(cfg, scene: Scene | None, images: Path | None, port: int,
-                    browser: bool) -> tuple[float, int, float, float]:
+                    viewport: tuple[int, int] | None) -> tuple[float, int, float, float]:
     """(optimise seconds, splat updates sent, seconds in the viewer's worker, chromium CPU
-    seconds during the run) with the viewer on, and a browser watching when `browser`."""
+    seconds during the run) with the viewer on, and a browser of that viewport watching (None:
+    no browser)."""
     from playwright.sync_api import sync_playwright
 
     from recon_viewer import ViewerObserver
 
     with ViewerObserver(port=port) as obs, sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS) if browser else None
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS) if viewport else None
         try:
             if b is not None:
-                page = b.new_page(viewport={"width": 1024, "height": 768})
+                page = b.new_page(viewport={"width": viewport[0], "height": viewport[1]})
                 page.goto(obs.url)
                 deadline = time.monotonic() + 120
                 while not obs.server.get_clients() and time.monotonic() < deadline:
@@ -128,6 +129,9 @@ def main() -> None:
     ap.add_argument("--num-random", type=int, help="override the preset's random init count")
     ap.add_argument("--repeats", type=int, default=2, help="pairs of (without, with) runs")
     ap.add_argument("--port", type=int, default=0, help="viewer port (0: any free one)")
+    ap.add_argument("--viewports", default="1024x768",
+                    help="browser window sizes to measure, comma-separated WxH (software WebGL "
+                         "costs CPU in proportion to the pixels drawn)")
     args = ap.parse_args()
     if not os.path.exists(CHROMIUM):
         sys.exit(f"{CHROMIUM} is missing: apt-get install chromium")
@@ -141,11 +145,15 @@ def main() -> None:
     warm = dataclasses.replace(cfg, optimize=dataclasses.replace(cfg.optimize, steps=20))
     run_once(warm, scene, args.images, Observer())  # numba compiles its kernels on first use
 
-    modes = {"no viewer": [], "viewer, no browser": [], "viewer + browser": []}
+    viewer_modes = {"viewer, no browser": None}
+    for vp in args.viewports.split(","):
+        w, h = (int(v) for v in vp.split("x"))
+        viewer_modes[f"viewer + browser {w}×{h}"] = (w, h)
+    modes = {"no viewer": [], **{name: [] for name in viewer_modes}}
     for r in range(args.repeats):  # interleaved, so drift in machine load hits every mode alike
         modes["no viewer"].append(run_once(cfg, scene, args.images, Observer()))
-        for name, browser in (("viewer, no browser", False), ("viewer + browser", True)):
-            secs, pushes, push_s, cpu = run_with_viewer(cfg, scene, args.images, args.port, browser)
+        for name, viewport in viewer_modes.items():
+            secs, pushes, push_s, cpu = run_with_viewer(cfg, scene, args.images, args.port, viewport)
             modes[name].append(secs)
             print(f"repeat {r}, {name}: {secs:.1f} s ({pushes} updates, {push_s:.2f} s in the viewer's "
                   f"worker, chromium {cpu:.1f} CPU s)", flush=True)

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from . import cpu_kernels as K
 
-_KERNEL_LOCK = threading.Lock()
+KERNEL_LOCK = threading.Lock()
 
 
 def rasterize_to_pixels_cpu(
@@ -63,7 +63,7 @@ class _RasterizeToPixels(torch.autograd.Function):
         dtype = colors.dtype
         # One dtype for every kernel argument, so numba compiles (and caches) one specialisation.
         xy, con, col, op = (_np(t.to(dtype)) for t in (means2d, conics, colors, opacities))
-        with _KERNEL_LOCK:
+        with KERNEL_LOCK:
             offsets, ids, tx, ty = bin_gaussians(means2d, radii, depths, width, height)
             render, t_final, last = K.raster_fwd(
                 xy, con, col, op, offsets, ids, width, height, tx, ty
@@ -81,7 +81,7 @@ class _RasterizeToPixels(torch.autograd.Function):
         xy, con, col, op, offsets, ids, width, height, tx, ty = ctx.kernel_args
         v_render = _np(v_render.to(ctx.kernel_dtype))
         v_alpha = _np(v_alphas[..., 0].to(ctx.kernel_dtype))
-        with _KERNEL_LOCK:
+        with KERNEL_LOCK:
             g = K.raster_bwd(
                 xy, con, col, op, offsets, ids, width, height, tx, ty,
                 ctx.t_final, ctx.last, v_render, v_alpha,

@@ -22,6 +22,7 @@ import torch
 from numba import njit, prange
 from torch import Tensor
 
+from .cpu import KERNEL_LOCK
 from .projection import ALPHA_THRESHOLD, EPS2D, MAX_RADIUS, Projected
 
 _JIT = dict(cache=True, error_model="numpy")
@@ -282,7 +283,8 @@ class _ProjectCPU(torch.autograd.Function):
     def forward(ctx, means, quats, scales, opacities, viewmats, Ks, width, height, near, far):
         dt = means.dtype
         args = [_np(t.to(dt)) for t in (means, quats, scales, opacities, viewmats, Ks)]
-        means2d, conics, depths, radii = project_fwd(*args, width, height, near, far)
+        with KERNEL_LOCK:  # parallel numba calls must not overlap (see recon.render.cpu)
+            means2d, conics, depths, radii = project_fwd(*args, width, height, near, far)
         ctx.args = (args[0], args[1], args[2], args[4], args[5], width, height, radii)
         ctx.dtypes = (means.dtype, quats.dtype, scales.dtype)
         radii_t = torch.from_numpy(radii)
@@ -298,7 +300,8 @@ class _ProjectCPU(torch.autograd.Function):
             for g, shape in ((v_means2d, radii.shape), (v_conics, radii.shape[:2] + (3,)),
                              (v_depths, radii.shape[:2]))
         ]  # fmt: skip
-        g = project_bwd(means, quats, scales, viewmats, Ks, width, height, radii, *grads_out)
+        with KERNEL_LOCK:
+            g = project_bwd(means, quats, scales, viewmats, Ks, width, height, radii, *grads_out)
         v_means, v_quats, v_scales = (torch.from_numpy(a).to(d) for a, d in zip(g, ctx.dtypes))
         return v_means, v_quats, v_scales, None, None, None, None, None, None, None
 
