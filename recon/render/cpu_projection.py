@@ -4,7 +4,8 @@ Same semantics as the torch `recon.render.projection.project` (gsplat 1.5.3 full
 classic, pinhole), which stays the readable specification and the test oracle. In torch the
 projection is ~60 elementwise ops forward and twice that backward over [C,N] tensors; each op is
 its own OpenMP region, and on a 2-core machine their thread wake-ups cost more than the arithmetic
-(scripts/bench_raster.py: ~40% of a 100k-Gaussian step). Here each Gaussian is one loop iteration
+(scripts/bench_raster.py case b, 2 threads: forward+backward went from 0.67 s to 0.37 s when the
+projection moved here). Here each Gaussian is one loop iteration
 (numba.prange over N, cameras inside, so per-Gaussian gradients sum without races).
 
 Arithmetic is float64 inside (inputs may be float32); outputs take the input dtype. No fastmath:
