@@ -89,6 +89,15 @@ def scale_penalty(log_scales: Tensor, max_scale: float, max_ratio: float) -> Ten
     return big.mean() + ratio.mean() / max_ratio
 
 
+def flatness(log_scales: Tensor) -> Tensor:
+    """Mean ratio of the shortest to the middle axis, log_scales [N,3] (0 = flat discs, 1 = balls).
+    A surface is best made of discs lying in it (2DGS, Gaussian surfels): a ball that fits the
+    training views from its front sticks out of the surface and lands in the wrong pixels from
+    other angles."""
+    s = torch.exp(log_scales).sort(-1).values
+    return (s[:, 0] / s[:, 1].clamp_min(1e-12)).mean()
+
+
 def pearson_depth_loss(depth: Tensor, prior: Tensor, mask: Tensor | None = None) -> Tensor:
     """1 − |Pearson correlation| between a rendered depth [H,W] and a monocular prior [H,W]
     (relative inverse depth, so the sign is free and scale and shift do not matter: FSGS, SparseGS)."""

@@ -62,6 +62,15 @@ def test_scale_penalty_lowers_its_loss(blob_scene):
     assert p(reg) < 0.8 * p(plain), (p(reg), p(plain))
 
 
+def test_flatten_lowers_its_loss_and_is_zero_for_discs(blob_scene):
+    g0 = init_for(blob_scene)
+    plain, _ = run_optimize(short_config(), blob_scene, g0, Observer())
+    reg, _ = run_optimize(with_reg(flatten=1.0), blob_scene, g0, Observer())
+    assert losses.flatness(reg.scales).item() < losses.flatness(plain.scales).item() - 0.05
+    discs = torch.log(torch.tensor([[1e-4, 0.1, 0.2]]))
+    assert losses.flatness(discs).item() < 1e-2 and abs(losses.flatness(torch.zeros(1, 3)).item() - 1) < 1e-6
+
+
 def test_scale_penalty_spares_flat_discs_and_charges_needles():
     disc = torch.log(torch.tensor([[0.01, 0.01, 0.0001]]))  # surfaces are made of these
     needle = torch.log(torch.tensor([[0.01, 0.0001, 0.0001]]))

@@ -107,8 +107,14 @@ class RegularizeConfig:
     """Scale penalty starts at this standard deviation (× scene radius)."""
     max_ratio: float = 10.0
     """... and at this ratio of the largest to the middle axis (needles; flat discs are free)."""
+    flatten: float = 0.0
+    """Weight of the flatness loss (shortest / middle axis): Gaussians become discs in the surface."""
     depth_smooth: float = 0.0
     """Weight of edge-aware depth smoothness in the training views."""
+    filter_3d: float = 0.0
+    """Mip-Splatting's 3D smoothing filter: every Gaussian is at least this many pixels wide (standard
+    deviation) in the training camera that sees it sharpest, baked into the saved splat (0 = off;
+    Mip-Splatting uses sqrt(0.2) ≈ 0.45)."""
     stereo_depth: StereoDepthConfig = field(default_factory=StereoDepthConfig)
     pseudo: PseudoConfig = field(default_factory=PseudoConfig)
     coreg: CoRegConfig = field(default_factory=CoRegConfig)

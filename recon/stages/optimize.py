@@ -17,7 +17,7 @@ from recon import losses
 from recon.errors import ReconError
 from recon.events import Observer
 from recon.gaussians import Gaussians
-from recon.regularize import coreg, floaters, proximity
+from recon.regularize import coreg, filter3d, floaters, proximity
 from recon.regularize.config import Background, RegularizeConfig
 from recon.regularize.pseudo import sample_pseudo_camera
 from recon.render import rasterize
@@ -74,6 +74,9 @@ class OptimizeConfig:
     seed: int = 0
 
 
+FILTER_REFRESH_EVERY = 100
+
+
 @dataclass
 class TrainLog:
     steps: list[int] = field(default_factory=list)
@@ -86,8 +89,11 @@ class TrainLog:
 class Splat:
     """One trainable splat: parameters, their Adam optimisers and the densification state."""
 
-    def __init__(self, init: Gaussians, cfg: OptimizeConfig, radius: float, dev: torch.device) -> None:
+    def __init__(self, init: Gaussians, cfg: OptimizeConfig, radius: float, dev: torch.device,
+                 cameras: list[Camera] = ()) -> None:
         self.params = init.params(dev)
+        self.filter_k, self.cameras = cfg.regularize.filter_3d, list(cameras)
+        self.filter_var: torch.Tensor | None = None
         lrs = {"means": cfg.lr_means * radius, "scales": cfg.lr_scales, "quats": cfg.lr_quats,
                "opacities": cfg.lr_opacities, "sh0": cfg.lr_sh0, "shN": cfg.lr_shN}
         # eps=1e-15 as in 3DGS: gradients of far Gaussians are tiny and must still move them.
@@ -105,14 +111,27 @@ class Splat:
     def __len__(self) -> int:
         return len(self.params["means"])
 
+    def refresh_filter(self, force: bool = False) -> None:
+        """Recompute the 3D filter's per-Gaussian variance (when on) if forced or the count changed."""
+        if self.filter_k > 0 and (force or self.filter_var is None or len(self.filter_var) != len(self)):
+            self.filter_var = filter3d.filter_variance(self.params["means"].detach(), self.cameras, self.filter_k)
+
+    def activated_scales_opacities(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scales [N,3], opacities [N]) as rendered: through the 3D filter when it is on."""
+        p = self.params
+        if self.filter_k > 0:
+            self.refresh_filter()
+            return filter3d.apply_filter(p["scales"], p["opacities"], self.filter_var)
+        return torch.exp(p["scales"]), torch.sigmoid(p["opacities"])
+
     def render(self, viewmat: torch.Tensor, K: torch.Tensor, width: int, height: int, degree: int,
                mode: str = "RGB", background: torch.Tensor | None = None):
         """(render [1,H,W,ch], alpha [1,H,W,1], meta) of one camera (viewmat [1,4,4], K [1,3,3])."""
         p = self.params
         colors = torch.cat([p["sh0"], p["shN"]], 1)
         bg = None if background is None else background[None]
-        return rasterize(p["means"], p["quats"], torch.exp(p["scales"]), torch.sigmoid(p["opacities"]),
-                         colors, viewmat, K, width, height, sh_degree=degree, backgrounds=bg,
+        scales, opacities = self.activated_scales_opacities()
+        return rasterize(p["means"], p["quats"], scales, opacities, colors, viewmat, K, width, height, sh_degree=degree, backgrounds=bg,
                          render_mode=mode, backend=self.backend)
 
     def step(self, means_decay: float) -> None:
@@ -130,7 +149,14 @@ class Splat:
         return n if n < len(self) else 0
 
     def gaussians(self) -> Gaussians:
-        return Gaussians.from_params(self.params)
+        """The splat as saved: with the 3D filter baked in when it is on, so it renders as trained."""
+        g = Gaussians.from_params(self.params)
+        if self.filter_k > 0:
+            self.refresh_filter()
+            params = {k: v.detach().clone() for k, v in self.params.items()}
+            filter3d.bake(params, self.filter_var)
+            g = Gaussians.from_params(params)
+        return g
 
 
 def _camera_tensors(cam: Camera, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -158,6 +184,8 @@ def _param_regularizers(splat: Splat, reg: RegularizeConfig, radius: float) -> t
         loss = loss + reg.opacity_entropy * losses.opacity_entropy(torch.sigmoid(splat.params["opacities"]))
     if reg.scale > 0:
         loss = loss + reg.scale * losses.scale_penalty(splat.params["scales"], reg.max_scale * radius, reg.max_ratio)
+    if reg.flatten > 0:
+        loss = loss + reg.flatten * losses.flatness(splat.params["scales"])
     return loss
 
 
@@ -170,9 +198,10 @@ def run_optimize(
     dev = torch.device(device)
     reg = cfg.regularize
     _, radius = scene.bounds()
-    splats = [Splat(init, cfg, radius, dev)]
+    splats = [Splat(init, cfg, radius, dev, scene.cameras)]
     if reg.coreg.enabled:
-        splats.append(Splat(coreg.perturbed(init, cfg.seed + reg.coreg.seed_offset, radius), cfg, radius, dev))
+        splats.append(Splat(coreg.perturbed(init, cfg.seed + reg.coreg.seed_offset, radius), cfg, radius, dev,
+                            scene.cameras))
     means_decay = 0.01 ** (1 / max(cfg.steps, 1))
     masked = cfg.use_masks and scene.has_masks
     images = [torch.from_numpy(np.ascontiguousarray(v.image)).float().to(dev) for v in scene.views]
@@ -246,6 +275,9 @@ def run_optimize(
                 splat.strategy.step_post_backward(splat.params, splat.optimizers, splat.state, step, info,
                                                   packed=False)
         _structure_updates(splats, scene, cfg, step, radius, obs)
+        if step % FILTER_REFRESH_EVERY == 0:  # Gaussians move: their footprints change (Mip-Splatting: 100)
+            for splat in splats:
+                splat.refresh_filter(force=True)
         if step % 10 == 0 or step == cfg.steps - 1:
             ps = losses.psnr(renders[0].detach(), target[None]).item()
             metrics = {"loss": float(total.detach()), "psnr": ps, "gaussians": len(splats[0]), "total": cfg.steps}

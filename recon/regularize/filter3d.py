@@ -1,0 +1,63 @@
+"""Mip-Splatting's 3D smoothing filter (Yu et al., CVPR 2024, §4.1).
+
+A photo cannot show detail finer than one of its pixels, so nothing constrains a Gaussian narrower
+than the footprint of one pixel at its depth in the training camera that sees it most sharply;
+from few views such Gaussians become sharp texture in the wrong place. The filter convolves each
+Gaussian with an isotropic Gaussian of standard deviation k × that footprint: the covariance gains
+(k·footprint)² I, and the opacity shrinks by sqrt(det Σ / det Σ') so the Gaussian's integral is kept.
+As Mip-Splatting, the footprint is recomputed now and then (Gaussians move) and the filter is baked
+into the saved splat, so any 3DGS viewer shows what training saw.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from recon.scene import Camera
+
+
+@torch.no_grad()
+def pixel_footprint(means: Tensor, cameras: list[Camera], margin: float = 0.15) -> Tensor:
+    """[N] world-space width of one pixel at each mean [N,3], in the training camera that sees it
+    largest (depth / focal, smallest over the cameras whose image, grown by `margin`, holds it).
+    Gaussians no camera sees get the largest footprint among those seen, as Mip-Splatting does."""
+    best = torch.full((len(means),), float("inf"), dtype=means.dtype, device=means.device)
+    for cam in cameras:
+        w2c = torch.as_tensor(cam.world_to_cam, dtype=means.dtype, device=means.device)
+        K = torch.as_tensor(cam.K, dtype=means.dtype, device=means.device)
+        p = means @ w2c[:3, :3].T + w2c[:3, 3]
+        z = p[:, 2]
+        zs = z.clamp_min(1e-6)
+        u = K[0, 0] * p[:, 0] / zs + K[0, 2]
+        v = K[1, 1] * p[:, 1] / zs + K[1, 2]
+        mw, mh = margin * cam.width, margin * cam.height
+        seen = (z > 1e-6) & (u >= -mw) & (u <= cam.width + mw) & (v >= -mh) & (v <= cam.height + mh)
+        focal = 0.5 * float(K[0, 0] + K[1, 1])
+        best = torch.where(seen, torch.minimum(best, z / focal), best)
+    finite = torch.isfinite(best)
+    fill = best[finite].max() if finite.any() else best.new_tensor(0.0)
+    return torch.where(finite, best, fill)
+
+
+def apply_filter(log_scales: Tensor, logit_opacities: Tensor, variance: Tensor) -> tuple[Tensor, Tensor]:
+    """(scales [N,3], opacities [N]) activated, after adding `variance` [N] to every axis of the
+    covariance and rescaling opacity to keep each Gaussian's integral (differentiable)."""
+    s2 = torch.exp(2 * log_scales)
+    s2f = s2 + variance[:, None]
+    ratio = torch.prod(s2 / s2f, dim=-1).clamp_min(1e-12)
+    return torch.sqrt(s2f), torch.sigmoid(logit_opacities) * torch.sqrt(ratio)
+
+
+def filter_variance(means: Tensor, cameras: list[Camera], k: float) -> Tensor:
+    """[N] the variance the filter adds: (k × pixel footprint)²."""
+    return (k * pixel_footprint(means, cameras)) ** 2
+
+
+@torch.no_grad()
+def bake(params: dict[str, Tensor], variance: Tensor) -> None:
+    """Write the filtered scales and opacities into `params` (pre-activation, in place)."""
+    scales, opac = apply_filter(params["scales"], params["opacities"], variance)
+    params["scales"].data.copy_(torch.log(scales))
+    opac = opac.clamp(1e-6, 1 - 1e-6)
+    params["opacities"].data.copy_(torch.log(opac) - torch.log1p(-opac))
