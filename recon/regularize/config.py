@@ -111,6 +111,9 @@ class RegularizeConfig:
     """Weight of the flatness loss (shortest / middle axis): Gaussians become discs in the surface."""
     depth_smooth: float = 0.0
     """Weight of edge-aware depth smoothness in the training views."""
+    warp: float = 0.0
+    """Weight of multi-view photometric consistency: each step, view i's photo against another
+    training photo sampled where view i's rendered depth reprojects it (trains the geometry)."""
     filter_3d: float = 0.0
     """Mip-Splatting's 3D smoothing filter: every Gaussian is at least this many pixels wide (standard
     deviation) in the training camera that sees it sharpest, baked into the saved splat (0 = off;

@@ -17,7 +17,7 @@ from recon import losses
 from recon.errors import ReconError
 from recon.events import Observer
 from recon.gaussians import Gaussians
-from recon.regularize import coreg, filter3d, floaters, proximity
+from recon.regularize import coreg, filter3d, floaters, proximity, warp
 from recon.regularize.config import Background, RegularizeConfig
 from recon.regularize.pseudo import sample_pseudo_camera
 from recon.render import rasterize
@@ -222,7 +222,7 @@ def run_optimize(
 
         grid = visual_hull(scene, reg.pseudo.hull_resolution)
         hull = (grid, grid.centres(grid.surface()))
-    need_depth = reg.depth_smooth > 0 or (prior is not None and reg.depth_prior.weight > 0) or stereo is not None
+    need_depth = reg.depth_smooth > 0 or reg.warp > 0 or (prior is not None and reg.depth_prior.weight > 0) or stereo is not None
     max_degree = init.sh_degree
     log = TrainLog()
     t0 = last_stream = time.perf_counter()
@@ -250,6 +250,14 @@ def run_optimize(
                 depth = out[..., 3:4] / alpha.clamp_min(1e-6)
                 if reg.depth_smooth > 0:
                     loss = loss + reg.depth_smooth * losses.depth_smoothness(depth, target[None], alpha)
+                if reg.warp > 0 and len(scene.views) > 1:
+                    others = [k for k in range(len(scene.views)) if k != i]
+                    j = others[step % len(others)]  # not from rng: the other parts' draws stay as they were
+                    valid = alpha[0, ..., 0].detach() > 0.5
+                    if masks[i] is not None:
+                        valid = valid & masks[i][..., 0]
+                    loss = loss + reg.warp * warp.warp_loss(depth[0, ..., 0], images[i], images[j], cam,
+                                                            scene.views[j].camera, valid)
                 if stereo is not None:
                     d_ref, ok = stereo[i]
                     loss = loss + reg.stereo_depth.weight * ((depth[0, ..., 0] - d_ref).abs() / d_ref)[ok].mean()
