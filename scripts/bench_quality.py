@@ -36,6 +36,9 @@ ABLATION = {
     "− random background": ["--config.optimize.background", "black"],
     "− pseudo views": ["--config.optimize.regularize.pseudo.every", "0"],
     "− hull alpha in pseudo views": ["--config.optimize.regularize.pseudo.hull-alpha", "0"],
+    "− 3D filter": ["--config.optimize.regularize.filter-3d", "0"],
+    "− L1 only (SSIM weight 0.2)": ["--config.optimize.ssim-lambda", "0.2"],
+    "− growth threshold 5e-4 (gsplat's 2e-4)": ["--config.optimize.densify.grow-grad2d", "0.0002"],
 }
 
 
