@@ -11,6 +11,7 @@ into the saved splat, so any 3DGS viewer shows what training saw.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -22,22 +23,19 @@ def pixel_footprint(means: Tensor, cameras: list[Camera], margin: float = 0.15) 
     """[N] world-space width of one pixel at each mean [N,3], in the training camera that sees it
     largest (depth / focal, smallest over the cameras whose image, grown by `margin`, holds it).
     Gaussians no camera sees get the largest footprint among those seen, as Mip-Splatting does."""
-    best = torch.full((len(means),), float("inf"), dtype=means.dtype, device=means.device)
+    pts = means.detach().cpu().double().numpy()
+    best = np.full(len(pts), np.inf)
     for cam in cameras:
-        w2c = torch.as_tensor(cam.world_to_cam, dtype=means.dtype, device=means.device)
-        K = torch.as_tensor(cam.K, dtype=means.dtype, device=means.device)
-        p = means @ w2c[:3, :3].T + w2c[:3, 3]
-        z = p[:, 2]
-        zs = z.clamp_min(1e-6)
-        u = K[0, 0] * p[:, 0] / zs + K[0, 2]
-        v = K[1, 1] * p[:, 1] / zs + K[1, 2]
+        pix, z = cam.project(pts)
         mw, mh = margin * cam.width, margin * cam.height
-        seen = (z > 1e-6) & (u >= -mw) & (u <= cam.width + mw) & (v >= -mh) & (v <= cam.height + mh)
-        focal = 0.5 * float(K[0, 0] + K[1, 1])
-        best = torch.where(seen, torch.minimum(best, z / focal), best)
-    finite = torch.isfinite(best)
-    fill = best[finite].max() if finite.any() else best.new_tensor(0.0)
-    return torch.where(finite, best, fill)
+        with np.errstate(invalid="ignore"):
+            seen = (z > 1e-6) & (pix[:, 0] >= -mw) & (pix[:, 0] <= cam.width + mw) \
+                & (pix[:, 1] >= -mh) & (pix[:, 1] <= cam.height + mh)
+        focal = 0.5 * (cam.K[0, 0] + cam.K[1, 1])
+        best = np.where(seen, np.minimum(best, z / focal), best)
+    finite = np.isfinite(best)
+    best = np.where(finite, best, best[finite].max() if finite.any() else 0.0)
+    return torch.from_numpy(best).to(device=means.device, dtype=means.dtype)
 
 
 def apply_filter(log_scales: Tensor, logit_opacities: Tensor, variance: Tensor) -> tuple[Tensor, Tensor]:

@@ -94,6 +94,7 @@ class Splat:
         self.params = init.params(dev)
         self.filter_k, self.cameras = cfg.regularize.filter_3d, list(cameras)
         self.filter_var: torch.Tensor | None = None
+        self._filter_means: torch.Tensor | None = None  # the means Parameter filter_var was made for
         lrs = {"means": cfg.lr_means * radius, "scales": cfg.lr_scales, "quats": cfg.lr_quats,
                "opacities": cfg.lr_opacities, "sh0": cfg.lr_sh0, "shN": cfg.lr_shN}
         # eps=1e-15 as in 3DGS: gradients of far Gaussians are tiny and must still move them.
@@ -112,9 +113,12 @@ class Splat:
         return len(self.params["means"])
 
     def refresh_filter(self, force: bool = False) -> None:
-        """Recompute the 3D filter's per-Gaussian variance (when on) if forced or the count changed."""
-        if self.filter_k > 0 and (force or self.filter_var is None or len(self.filter_var) != len(self)):
-            self.filter_var = filter3d.filter_variance(self.params["means"].detach(), self.cameras, self.filter_k)
+        """Recompute the 3D filter's per-Gaussian variance (when on) if forced or the Gaussians were
+        added or removed since (densification replaces the means Parameter, so identity tells)."""
+        means = self.params["means"]
+        if self.filter_k > 0 and (force or self._filter_means is not means):
+            self.filter_var = filter3d.filter_variance(means.detach(), self.cameras, self.filter_k)
+            self._filter_means = means
 
     def activated_scales_opacities(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(scales [N,3], opacities [N]) as rendered: through the 3D filter when it is on."""
