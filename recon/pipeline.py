@@ -47,6 +47,10 @@ class RunConfig:
     export: ExportConfig = field(default_factory=ExportConfig)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """Where to optimise: auto = CUDA when available."""
+    share_cpu: bool = True
+    """On the CPU, train on fewer threads while other processes keep cores busy (a local browser
+    drawing the viewer in software, say): threads that wait for a busy core stall every step.
+    Off in `recon eval`, whose numbers must not depend on the machine's load."""
 
 
 @dataclass
@@ -79,7 +83,8 @@ GRAPH: list[Stage] = [
     Stage("filters", ("poses",), lambda ctx, s: pass_through("filters", s, ctx.obs), cached=False),
     Stage("init", ("filters",), lambda ctx, s: run_init(ctx.cfg.init, s, ctx.obs)),
     Stage("optimize", ("filters", "init"),
-          lambda ctx, s, g: run_optimize(ctx.cfg.optimize, s, g, ctx.obs, ctx.device)),
+          lambda ctx, s, g: run_optimize(ctx.cfg.optimize, s, g, ctx.obs, ctx.device,
+                                        ctx.cfg.share_cpu)),
     Stage("repair", ("optimize",), lambda ctx, r: pass_through("repair", r, ctx.obs), cached=False),
     Stage("stylize", ("repair",), lambda ctx, r: pass_through("stylize", r, ctx.obs), cached=False),
     Stage("export", ("filters", "stylize"),

@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -142,7 +142,9 @@ def _train_and_score(job: Job, work: Path, sub: Path, obs: Observer | None) -> d
     prep: Prepared = job.protocol.prepare(job.scene, job.n_views)
     key = config_digest([str(Path(job.scene.path).resolve()), job.scene.name, job.protocol.name,
                          job.protocol.options(), prep.split.train])
-    result = run_pipeline(job.cfg, work / "run", observers, scene=prep.train, scene_key=key)
+    # Fixed threads: a benchmark's numbers must not depend on what else the machine was doing.
+    cfg = replace(job.cfg, share_cpu=False)
+    result = run_pipeline(cfg, work / "run", observers, scene=prep.train, scene_key=key)
     gaussians, _ = result.artifacts["optimize"]
     device = resolve_device(job.cfg.device)
     backend = job.cfg.optimize.backend

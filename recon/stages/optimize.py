@@ -14,6 +14,7 @@ from gsplat.strategy import DefaultStrategy
 from gsplat.strategy.ops import remove
 
 from recon import losses
+from recon.cpu_share import CpuShare
 from recon.errors import ReconError
 from recon.events import Observer
 from recon.gaussians import Gaussians
@@ -194,8 +195,23 @@ def _param_regularizers(splat: Splat, reg: RegularizeConfig, radius: float) -> t
 
 
 def run_optimize(
-    cfg: OptimizeConfig, scene: Scene, init: Gaussians, obs: Observer, device: str = "cpu"
+    cfg: OptimizeConfig, scene: Scene, init: Gaussians, obs: Observer, device: str = "cpu",
+    share_cpu: bool = False,
 ) -> tuple[Gaussians, TrainLog]:
+    """Train; with share_cpu (and on the CPU) use fewer threads while other processes are busy."""
+    share = CpuShare() if share_cpu and device == "cpu" else None
+    try:
+        return _optimize(cfg, scene, init, obs, device, share)
+    finally:
+        if share is not None:
+            share.close()
+            if share.reduced_steps:
+                obs.log(f"optimize: other processes were using the CPU; {share.reduced_steps} of "
+                        f"{cfg.steps} steps ran on fewer than {share.max_threads} threads")
+
+
+def _optimize(cfg: OptimizeConfig, scene: Scene, init: Gaussians, obs: Observer, device: str,
+              share: CpuShare | None) -> tuple[Gaussians, TrainLog]:
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -235,6 +251,8 @@ def run_optimize(
     for step in range(cfg.steps):
         while obs.should_pause():
             time.sleep(0.1)
+        if share is not None:
+            share.apply()
         if not order:
             order = list(rng.permutation(len(scene.views)))
         i = order.pop()

@@ -1,0 +1,110 @@
+"""CpuShare: fewer optimiser threads while other processes hold cores, restored afterwards."""
+
+import dataclasses
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numba
+import numpy as np
+import pytest
+import torch
+
+from recon import cpu_share
+from recon.cpu_share import CpuShare, threads_for
+from recon.events import Observer
+from recon.gaussians import Gaussians
+from recon.stages.optimize import OptimizeConfig, run_optimize
+
+from synthetic import colored_blob, render_scene, ring_cameras
+
+
+def test_threads_for_leaves_the_cores_others_hold():
+    assert threads_for(0.0, cores=2, max_threads=2) == 2
+    assert threads_for(0.3, cores=2, max_threads=2) == 2  # background noise keeps both
+    assert threads_for(0.67, cores=2, max_threads=2) == 1  # a one-thread hog, fair-shared with our two
+    assert threads_for(1.9, cores=2, max_threads=2) == 1  # never below one
+    assert threads_for(1.0, cores=8, max_threads=8) == 7
+    assert threads_for(0.0, cores=8, max_threads=3) == 3  # never above the run's own setting
+
+
+def test_apply_sets_torch_and_numba_threads_and_close_restores_them():
+    before = (torch.get_num_threads(), numba.get_num_threads())
+    share = CpuShare(max_threads=2, cores=2)
+    try:
+        share.observe(1.5)
+        assert share.apply() == 1
+        assert (torch.get_num_threads(), numba.get_num_threads()) == (1, 1)
+        share.apply()
+        assert share.reduced_steps == 2 and share.changes == [1]
+        share.observe(0.0)
+        assert share.apply() == 2 and share.changes == [1, 2]
+        share.observe(1.5)
+        share.apply()
+    finally:
+        share.close()
+    assert (torch.get_num_threads(), numba.get_num_threads()) == before
+
+
+@pytest.mark.skipif(not Path("/proc/stat").exists() or (os.cpu_count() or 1) < 2,
+                    reason="needs Linux /proc and at least 2 cores")
+def test_sampler_sees_busy_processes_and_proposes_fewer_threads(monkeypatch):
+    monkeypatch.setattr(cpu_share, "SAMPLE_SECONDS", 0.25)
+    cores = os.cpu_count() or 2
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores)]
+    try:
+        share = CpuShare(max_threads=cores, cores=cores)
+        assert share.active
+        deadline = time.monotonic() + 10
+        while share.others < 1.0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert share.others >= 1.0, share.others  # `cores` busy loops: at least one core's worth
+        assert share.proposed < cores
+        share.close()
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+
+
+class _Log(Observer):
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def log(self, message: str) -> None:
+        self.lines.append(message)
+
+
+def test_optimise_applies_the_proposal_each_step_and_reports_it(monkeypatch):
+    """With the sampler replaced by a machine that is always busy, every step runs on one thread,
+    the run says so, and the thread counts are back afterwards."""
+    seen: list[int] = []
+
+    class Busy(CpuShare):
+        def __init__(self) -> None:
+            super().__init__(max_threads=2, cores=2)
+            self.observe(1.5)
+
+        def apply(self) -> int:
+            n = super().apply()
+            seen.append(torch.get_num_threads())
+            return n
+
+    monkeypatch.setattr("recon.stages.optimize.CpuShare", Busy)
+    before = (torch.get_num_threads(), numba.get_num_threads())
+    scene = render_scene(colored_blob(200), ring_cameras(3, 32, 24))
+    rng = np.random.default_rng(0)
+    init = Gaussians.from_points(rng.normal(size=(100, 3)).astype(np.float32) * 0.6, None, sh_degree=0,
+                                 opacity=0.5, scale=0.2)
+    cfg = OptimizeConfig(steps=12, backend="cpu", stream_every_s=1e9)
+    cfg.densify = dataclasses.replace(cfg.densify, enabled=False)
+    obs = _Log()
+    run_optimize(cfg, scene, init, obs, share_cpu=True)
+    assert seen == [1] * 12
+    assert any("12 of 12 steps ran on fewer than 2 threads" in line for line in obs.lines), obs.lines
+    assert (torch.get_num_threads(), numba.get_num_threads()) == before
+    seen.clear()
+    run_optimize(cfg, scene, init, obs, share_cpu=False)
+    assert seen == []
