@@ -92,20 +92,24 @@ def run_once(cfg, scene: Scene | None, images: Path | None, obs: Observer) -> fl
     return result.seconds["optimize"]
 
 
-def chromium_cpu_seconds() -> float:
-    """User+system CPU seconds of every chromium process on the machine (from /proc)."""
-    total = 0
+def chromium_cpu_seconds() -> dict[str, float]:
+    """User+system CPU seconds of every chromium process on the machine (from /proc), by process
+    type: "renderer" runs the page's JavaScript (websocket decoding, the splat sort), "gpu" draws
+    (WebGL in software here; on a GPU machine most of this work leaves the CPU), "other" the rest."""
+    total: dict[str, float] = {"renderer": 0.0, "gpu": 0.0, "other": 0.0}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            if b"chromium" not in Path(f"/proc/{entry}/cmdline").read_bytes():
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            if b"chromium" not in cmdline:
                 continue
             fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+        kind = "renderer" if b"--type=renderer" in cmdline else "gpu" if b"--type=gpu" in cmdline else "other"
+        total[kind] += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def renice_chromium(nice: int) -> None:
@@ -123,21 +127,21 @@ def renice_chromium(nice: int) -> None:
 
 
 def run_with_viewer(cfg, scene: Scene | None, images: Path | None, port: int,
-                    viewport: tuple[int, int] | None, browser_nice: int | None = None
-                    ) -> tuple[float, int, float, float]:
+                    viewport: tuple[int, int] | None, browser_nice: int | None = None,
+                    interval: float = 0.3, query: str = "") -> tuple[float, int, float, float]:
     """(optimise seconds, splat updates sent, seconds in the viewer's worker, chromium CPU
-    seconds during the run) with the viewer on, and a browser of that viewport watching (None:
+    seconds by process type during the run) with the viewer on, and a browser of that viewport watching (None:
     no browser)."""
     from playwright.sync_api import sync_playwright
 
     from recon_viewer import ViewerObserver
 
-    with ViewerObserver(port=port) as obs, sync_playwright() as pw:
+    with ViewerObserver(port=port, interval=interval) as obs, sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS) if viewport else None
         try:
             if b is not None:
                 page = b.new_page(viewport={"width": viewport[0], "height": viewport[1]})
-                page.goto(obs.url)
+                page.goto(obs.url + query)
                 deadline = time.monotonic() + 120
                 while not obs.server.get_clients() and time.monotonic() < deadline:
                     time.sleep(0.2)
@@ -147,7 +151,8 @@ def run_with_viewer(cfg, scene: Scene | None, images: Path | None, port: int,
                     renice_chromium(browser_nice)
             cpu0 = chromium_cpu_seconds()
             seconds = run_once(cfg, scene, images, obs)
-            cpu = chromium_cpu_seconds() - cpu0
+            cpu1 = chromium_cpu_seconds()
+            cpu = {k: cpu1[k] - cpu0[k] for k in cpu1}
         finally:
             if b is not None:
                 b.close()
@@ -170,11 +175,20 @@ def main() -> None:
     ap.add_argument("--viewports", default="1024x768",
                     help="browser window sizes to measure, comma-separated WxH (software WebGL "
                          "costs CPU in proportion to the pixels drawn)")
+    ap.add_argument("--interval", type=float, default=0.3,
+                    help="the viewer's shortest time between splat updates, seconds")
+    ap.add_argument("--dpr", type=float,
+                    help="open the page with viser's ?fixedDpr= (render at this pixel ratio)")
+    ap.add_argument("--browser-only", action="store_true",
+                    help="measure only the modes with a browser (quick experiments)")
+    ap.add_argument("--no-share-cpu", action="store_true",
+                    help="keep the optimiser's thread count fixed whatever else runs (RunConfig.share_cpu)")
     args = ap.parse_args()
+    query = f"?fixedDpr={args.dpr}" if args.dpr else ""
     if not os.path.exists(CHROMIUM):
         sys.exit(f"{CHROMIUM} is missing: apt-get install chromium")
 
-    cfg = dataclasses.replace(load_preset(args.preset), device="cpu")
+    cfg = dataclasses.replace(load_preset(args.preset), device="cpu", share_cpu=not args.no_share_cpu)
     if args.steps:
         cfg.optimize.steps = args.steps
     if args.num_random:
@@ -186,22 +200,28 @@ def main() -> None:
     warm = dataclasses.replace(cfg, optimize=dataclasses.replace(cfg.optimize, steps=20))
     run_once(warm, scene, args.images, Observer())  # numba compiles its kernels on first use
 
-    viewer_modes = {"viewer, no browser": None}
+    viewer_modes = {} if args.browser_only else {"viewer, no browser": None}
     for vp in args.viewports.split(","):
         w, h = (int(v) for v in vp.split("x"))
         viewer_modes[f"viewer + browser {w}×{h}"] = (w, h)
     modes = {"no viewer": [], **{name: [] for name in viewer_modes}}
     for r in range(args.repeats):  # interleaved, so drift in machine load hits every mode alike
-        modes["no viewer"].append(run_once(cfg, scene, args.images, Observer()))
-        print(f"repeat {r}, no viewer: {modes['no viewer'][-1]:.1f} s", flush=True)
+        if not args.browser_only:
+            modes["no viewer"].append(run_once(cfg, scene, args.images, Observer()))
+            print(f"repeat {r}, no viewer: {modes['no viewer'][-1]:.1f} s", flush=True)
         for name, viewport in viewer_modes.items():
             secs, pushes, push_s, cpu = run_with_viewer(cfg, scene, args.images, args.port, viewport,
-                                                        args.browser_nice)
+                                                        args.browser_nice, args.interval, query)
             modes[name].append(secs)
             print(f"repeat {r}, {name}: {secs:.1f} s ({pushes} updates, {push_s:.2f} s in the viewer's "
-                  f"worker, chromium {cpu:.1f} CPU s)", flush=True)
+                  f"worker; chromium CPU s: {sum(cpu.values()):.1f}, of which page/JS {cpu['renderer']:.1f}, "
+                  f"drawing {cpu['gpu']:.1f})", flush=True)
 
-    base = statistics.median(modes["no viewer"])
+    if args.browser_only:
+        del modes["no viewer"]
+        base = float("nan")
+    else:
+        base = statistics.median(modes["no viewer"])
     cpu = platform.processor() or platform.machine()
     cmd = f"python scripts/bench_viewer.py {' '.join(sys.argv[1:])}".strip()
     print(f"\n{datetime.date.today()}, {cpu}, {os.cpu_count()} cores, CPU only; `{cmd}`; "
