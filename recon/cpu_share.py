@@ -5,8 +5,8 @@ barrier. When another process holds a core (a browser drawing WebGL in software,
 thread of ours waits in the run queue, and so does every region behind it: on 2 cores a
 software-WebGL Chromium made 200 steps of the fast preset 13x slower (docs/benchmarks.md), where
 one thread would have been only 1.8x slower than two on an idle machine. So a sampler thread
-reads how much CPU the rest of the machine uses (Linux /proc) and proposes
-`cores - others` threads, never more than the run started with; the optimiser applies the
+reads how much CPU the rest of the machine uses (Linux /proc) and proposes to leave them the
+cores they fill (`threads_for`), never running more threads than the run started with; the optimiser applies the
 proposal between steps, on its own thread (torch's and numba's thread counts are per calling
 thread). Results then depend on the load through the order floats are summed in, which is why
 `recon eval` keeps it off (equal threads, equal numbers).
@@ -25,8 +25,10 @@ import torch
 SAMPLE_SECONDS = 1.0
 WINDOW = 2
 """Samples averaged: a decision needs 2 s of evidence, so a burst does not flip it back and forth."""
-MARGIN = 0.35
-"""Cores another process must take beyond a whole one before we give that core up."""
+GIVE_UP = 0.5
+"""Leave a core once the others take this much of it, measured while we run on all threads."""
+TAKE_BACK = 0.7
+"""Take it back once they use less than this of it, measured while we run on fewer."""
 
 
 def _machine_busy_ticks() -> int | None:
@@ -48,11 +50,19 @@ def _own_ticks() -> int | None:
     return int(fields[11]) + int(fields[12])
 
 
-def threads_for(others: float, cores: int, max_threads: int) -> int:
-    """Threads to run while other processes use `others` cores: the cores they leave whole (with
-    MARGIN of slack), at least 1 and at most `max_threads`."""
-    free = cores - max(0.0, others - MARGIN)
-    return max(1, min(max_threads, math.floor(free)))
+def threads_for(others: float, cores: int, max_threads: int, current: int) -> int:
+    """Threads to run on, now running `current`, while other processes use `others` cores.
+
+    Two thresholds, because what we measure depends on what we run: on 2 cores a one-thread busy
+    loop shows as 0.65 cores beside our 2 threads (it gets its fair share of 3) and as 1.0 beside
+    1, a loop busy half the time as 0.37 and 0.5. Measured on 200 fast-preset steps, 1 thread
+    beats 2 beside the full loop (56 s against 78 s), ties beside a 75% one (53 s, 51 s) and
+    loses beside a 50% one (58 s, 49 s); GIVE_UP and TAKE_BACK put the switch there both ways.
+    """
+    down = cores - math.floor(others + (1 - GIVE_UP))
+    up = cores - math.floor(others + (1 - TAKE_BACK))
+    n = down if current > down else up if current < up else current
+    return max(1, min(max_threads, n))
 
 
 class CpuShare:
@@ -86,7 +96,7 @@ class CpuShare:
     def observe(self, others: float) -> None:
         """Take one averaged measurement of the other processes' cores (the sampler calls this)."""
         self.others = others
-        self.proposed = threads_for(others, self.cores, self.max_threads)
+        self.proposed = threads_for(others, self.cores, self.max_threads, self.proposed)
 
     def apply(self) -> int:
         """Set this thread's torch and numba thread counts to the proposal; returns the count."""

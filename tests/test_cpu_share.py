@@ -21,13 +21,18 @@ from recon.stages.optimize import OptimizeConfig, run_optimize
 from synthetic import colored_blob, render_scene, ring_cameras
 
 
-def test_threads_for_leaves_the_cores_others_hold():
-    assert threads_for(0.0, cores=2, max_threads=2) == 2
-    assert threads_for(0.3, cores=2, max_threads=2) == 2  # background noise keeps both
-    assert threads_for(0.67, cores=2, max_threads=2) == 1  # a one-thread hog, fair-shared with our two
-    assert threads_for(1.9, cores=2, max_threads=2) == 1  # never below one
-    assert threads_for(1.0, cores=8, max_threads=8) == 7
-    assert threads_for(0.0, cores=8, max_threads=3) == 3  # never above the run's own setting
+def test_threads_for_leaves_busy_cores_and_takes_them_back_without_flapping():
+    assert threads_for(0.0, cores=2, max_threads=2, current=2) == 2
+    assert threads_for(0.37, cores=2, max_threads=2, current=2) == 2  # a loop busy half the time
+    assert threads_for(0.65, cores=2, max_threads=2, current=2) == 1  # a full one, beside our 2
+    assert threads_for(1.0, cores=2, max_threads=2, current=1) == 1  # ... and beside our 1: stay
+    assert threads_for(0.75, cores=2, max_threads=2, current=1) == 1  # between the thresholds: stay
+    assert threads_for(0.5, cores=2, max_threads=2, current=1) == 2  # the half-busy loop beside 1
+    assert threads_for(0.0, cores=2, max_threads=2, current=1) == 2  # it left
+    assert threads_for(1.9, cores=2, max_threads=2, current=2) == 1  # never below one
+    assert threads_for(1.0, cores=8, max_threads=8, current=8) == 7
+    assert threads_for(2.6, cores=8, max_threads=8, current=8) == 5
+    assert threads_for(0.0, cores=8, max_threads=3, current=3) == 3  # never above the run's own setting
 
 
 def test_apply_sets_torch_and_numba_threads_and_close_restores_them():
