@@ -6,9 +6,9 @@ thread of ours waits in the run queue, and so does every region behind it: on 2 
 software-WebGL Chromium made 200 steps of the fast preset 13x slower (docs/benchmarks.md), where
 one thread would have been only 1.8x slower than two on an idle machine. So a sampler thread
 reads how much CPU the rest of the machine uses (Linux /proc) and proposes to leave them the
-cores they fill (`threads_for`), never running more threads than the run started with; the optimiser applies the
-proposal between steps, on its own thread (torch's and numba's thread counts are per calling
-thread). Results then depend on the load through the order floats are summed in, which is why
+cores they fill (`threads_for`), never more threads than the run started with. The optimiser
+applies the proposal between steps, on its own thread (torch's and numba's thread counts are
+per calling thread). Results then depend on the load through the order floats are summed in, which is why
 `recon eval` keeps it off (equal threads, equal numbers).
 """
 

@@ -5,9 +5,11 @@
 Runs the pipeline from scratch (fresh run folder, so nothing is cached) in three interleaved
 modes: no viewer; `ViewerObserver` with nobody watching (the server side's cost); and
 `ViewerObserver` with a headless Chromium (Debian's, via Playwright) connected. It reports the
-optimise stage's seconds and Chromium's CPU seconds. The browser runs on the same machine; without
-a GPU it renders WebGL in software (SwiftShader), so its drawing competes with the optimiser. Without --images it uses a synthetic
-scene: an opaque coloured ball seen by a ring of cameras (200×150). With --eval-data it trains on
+optimise stage's seconds and Chromium's CPU seconds, split into the page's JavaScript and drawing.
+The browser runs on the same machine; without a GPU it renders WebGL in software (SwiftShader),
+so its drawing competes with the optimiser (which, with RunConfig.share_cpu, gives it cores:
+--no-share-cpu keeps the thread count fixed). Without --images it uses a synthetic scene: an
+opaque coloured ball seen by a ring of cameras (200×150). With --eval-data it trains on
 the training views `recon eval` would use for that dataset (e.g. DTU scan37's 3 views with their
 calibrated poses), so the poses stage does not rerun in every mode.
 """
