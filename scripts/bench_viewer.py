@@ -176,7 +176,7 @@ def main() -> None:
                     help="renice the browser to this (0: an ordinary user's browser; default: as it starts)")
     ap.add_argument("--viewports", default="1024x768",
                     help="browser window sizes to measure, comma-separated WxH (software WebGL "
-                         "costs CPU in proportion to the pixels drawn)")
+                         "costs CPU in proportion to the pixels drawn); none: no browser")
     ap.add_argument("--interval", type=float, default=0.3,
                     help="the viewer's shortest time between splat updates, seconds")
     ap.add_argument("--dpr", type=float,
@@ -203,7 +203,7 @@ def main() -> None:
     run_once(warm, scene, args.images, Observer())  # numba compiles its kernels on first use
 
     viewer_modes = {} if args.browser_only else {"viewer, no browser": None}
-    for vp in args.viewports.split(","):
+    for vp in args.viewports.split(",") if args.viewports != "none" else []:
         w, h = (int(v) for v in vp.split("x"))
         viewer_modes[f"viewer + browser {w}×{h}"] = (w, h)
     modes = {"no viewer": [], **{name: [] for name in viewer_modes}}
