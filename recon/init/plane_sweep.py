@@ -17,24 +17,12 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from recon.reproject import pixel_rays, project_rays, relative_pose, sample_image
 from recon.scene import Camera, Scene
 
 
 def _grey(img: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(img @ np.array([0.299, 0.587, 0.114], np.float32)))
-
-
-def _rays(cam: Camera) -> torch.Tensor:
-    """[H*W,3] camera-space rays (z = 1) through pixel centres."""
-    v, u = torch.meshgrid(torch.arange(cam.height) + 0.5, torch.arange(cam.width) + 0.5, indexing="ij")
-    pix = torch.stack([u.flatten(), v.flatten(), torch.ones(u.numel())], 1).double()
-    return (pix @ torch.linalg.inv(torch.from_numpy(cam.K)).T).float()
-
-
-def _relative(ref: Camera, other: Camera) -> tuple[torch.Tensor, torch.Tensor]:
-    """(R [3,3], t [3]) mapping ref-camera points into the other camera."""
-    rel = other.world_to_cam @ ref.cam_to_world
-    return torch.from_numpy(rel[:3, :3]).float(), torch.from_numpy(rel[:3, 3]).float()
 
 
 def _box(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -48,15 +36,9 @@ def _warp(img: torch.Tensor, R: torch.Tensor, t: torch.Tensor, K: torch.Tensor, 
     """Other view's grey image [Ho,Wo] sampled where the reference pixels land when lifted to
     `depth` [D,h,w] (one depth hypothesis per pixel and slice): (warped [D,h,w], valid [D,h,w] —
     in front of the camera and inside its frame)."""
-    D, h, w = depth.shape
-    X = (rays @ R.T)[None] * depth.reshape(D, -1, 1) + t  # [D,hw,3]
-    z = X[..., 2:].clamp_min(1e-6)
-    pix = (X[..., :2] / z) @ K[:2, :2].T + K[:2, 2]
-    ho, wo = img.shape
-    grid = torch.stack([pix[..., 0] / wo * 2 - 1, pix[..., 1] / ho * 2 - 1], -1).view(D, h, w, 2)
-    warped = F.grid_sample(img.expand(D, 1, ho, wo), grid, align_corners=False, padding_mode="zeros")[:, 0]
-    valid = (X[..., 2] > 1e-6).view(D, h, w) & (grid.abs() <= 1).all(-1)
-    return warped, valid
+    pix, ahead = project_rays(rays, depth, R, t, K)
+    warped, inside = sample_image(img[None], pix)
+    return warped[:, 0], ahead & inside
 
 
 def _scaled(cam: Camera, factor: int) -> Camera:
@@ -82,13 +64,13 @@ def _score(scene: Scene, ref: int, inv_depth: torch.Tensor, factor: int, window:
     g_ref = _image(views[ref].image, (w, h))[None]
     mu_r = _box(g_ref, window)
     sd_r = (_box(g_ref**2, window) - mu_r**2).clamp_min(0).sqrt()
-    rays = _rays(cam)
+    rays = pixel_rays(cam)
     others = [i for i in range(len(views)) if i != ref]
     k_best = max(1, (len(others) + 1) // 2)
     imgs = []
     for o in others:
         oc = _scaled(views[o].camera, factor)
-        R, t = _relative(cam, oc)
+        R, t = relative_pose(cam, oc)
         imgs.append((_image(views[o].image, (oc.width, oc.height)), R, t, torch.from_numpy(oc.K).float()))
     out = torch.empty_like(inv_depth)
     for start in range(0, len(inv_depth), chunk):
@@ -163,7 +145,7 @@ def _consistent(scene: Scene, depths: list[np.ndarray], ref: int, rel_tol: float
     pixel lifted, projected into the other view, lifted with that view's depth and projected back
     lands within px_tol pixels at a depth within rel_tol."""
     cam = scene.views[ref].camera
-    rays = _rays(cam).numpy().astype(np.float64)
+    rays = pixel_rays(cam).numpy().astype(np.float64)
     X = (rays * depths[ref].reshape(-1, 1)) @ cam.cam_to_world[:3, :3].T + cam.cam_to_world[:3, 3]
     count = np.zeros(len(X), dtype=np.int32)
     for o, view in enumerate(scene.views):
