@@ -13,7 +13,8 @@ from recon.gaussians import Gaussians
 from recon.regularize import filter3d
 from recon.render import rasterize
 from recon.scene import Camera
-from recon.stages.optimize import OptimizeConfig, Splat, run_optimize
+from recon.stages.optimize import OptimizeConfig, run_optimize
+from recon.stages.splat import Splat
 
 from synthetic import colored_blob, look_at, render_scene, ring_cameras
 

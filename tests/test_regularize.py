@@ -14,7 +14,8 @@ from recon.events import Observer
 from recon.gaussians import Gaussians
 from recon.regularize import coreg, floaters, proximity
 from recon.regularize.pseudo import interpolate_camera, sample_pseudo_camera
-from recon.stages.optimize import OptimizeConfig, Splat, run_optimize
+from recon.stages.optimize import OptimizeConfig, run_optimize
+from recon.stages.splat import Splat
 
 from recon.scene import Camera
 

@@ -15,7 +15,7 @@ import torch
 from recon.gaussians import Gaussians
 
 if TYPE_CHECKING:
-    from recon.stages.optimize import Splat
+    from recon.stages.splat import Splat
 
 
 def perturbed(init: Gaussians, seed: int, radius: float, sigma: float = 0.002) -> Gaussians:
