@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -94,19 +95,27 @@ def run_once(cfg, scene: Scene | None, images: Path | None, obs: Observer) -> fl
     return result.seconds["optimize"]
 
 
-def chromium_cpu_seconds() -> dict[str, float]:
-    """User+system CPU seconds of every chromium process on the machine (from /proc), by process
-    type: "renderer" runs the page's JavaScript (websocket decoding, the splat sort), "gpu" draws
-    (WebGL in software here; on a GPU machine most of this work leaves the CPU), "other" the rest."""
-    total: dict[str, float] = {"renderer": 0.0, "gpu": 0.0, "other": 0.0}
+def chromium_processes() -> Iterator[tuple[int, bytes]]:
+    """(pid, command line) of every chromium process on the machine (from /proc): those whose
+    program, not merely an argument, is chromium."""
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-            if b"chromium" not in cmdline:
+        if entry.isdigit():
+            try:
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            except OSError:
                 continue
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            if b"chromium" in Path(cmdline.split(b"\0", 1)[0].decode(errors="replace")).name.encode():
+                yield int(entry), cmdline
+
+
+def chromium_cpu_seconds() -> dict[str, float]:
+    """User+system CPU seconds of every chromium process, by process type: "renderer" runs the
+    page's JavaScript (websocket decoding, the splat sort), "gpu" draws (WebGL in software here;
+    on a GPU machine most of this work leaves the CPU), "other" the rest."""
+    total: dict[str, float] = {"renderer": 0.0, "gpu": 0.0, "other": 0.0}
+    for pid, cmdline in chromium_processes():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
         kind = "renderer" if b"--type=renderer" in cmdline else "gpu" if b"--type=gpu" in cmdline else "other"
@@ -118,22 +127,20 @@ def renice_chromium(nice: int) -> None:
     """Set every chromium process's nice value. Run as root, Chromium raises its GPU process to
     nice -8, above the optimiser; an ordinary user's browser cannot, so --browser-nice 0 measures
     what a user would see."""
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if b"chromium" in Path(f"/proc/{entry}/cmdline").read_bytes():
-                    for task in os.listdir(f"/proc/{entry}/task"):
-                        os.setpriority(os.PRIO_PROCESS, int(task), nice)
-            except OSError:
-                continue
+    for pid, _ in chromium_processes():
+        try:
+            for task in os.listdir(f"/proc/{pid}/task"):
+                os.setpriority(os.PRIO_PROCESS, int(task), nice)
+        except OSError:
+            continue
 
 
 def run_with_viewer(cfg, scene: Scene | None, images: Path | None, port: int,
                     viewport: tuple[int, int] | None, browser_nice: int | None = None,
-                    interval: float = 0.3, query: str = "") -> tuple[float, int, float, float]:
-    """(optimise seconds, splat updates sent, seconds in the viewer's worker, chromium CPU
-    seconds by process type during the run) with the viewer on, and a browser of that viewport watching (None:
-    no browser)."""
+                    interval: float = 0.3, query: str = "") -> tuple[float, int, float, dict[str, float]]:
+    """(optimise seconds, splat updates sent, seconds in the viewer's worker, chromium CPU seconds
+    by process type during the run) with the viewer on and a browser of that viewport watching
+    (None: no browser)."""
     from playwright.sync_api import sync_playwright
 
     from recon_viewer import ViewerObserver

@@ -62,3 +62,10 @@ def render_scene(g: Gaussians, cameras: list[Camera], with_masks: bool = True) -
 
 def synthetic_scene(n_views: int = 4, width: int = 48, height: int = 36) -> Scene:
     return render_scene(colored_blob(), ring_cameras(n_views, width, height))
+
+
+def random_init(n: int, seed: int = 0) -> Gaussians:
+    """A start for a short optimisation: n grey Gaussians scattered around the blob."""
+    rng = np.random.default_rng(seed)
+    return Gaussians.from_points(rng.normal(size=(n, 3)).astype(np.float32) * 0.6, None, sh_degree=0,
+                                 opacity=0.5, scale=0.2)

@@ -8,17 +8,15 @@ import time
 from pathlib import Path
 
 import numba
-import numpy as np
 import pytest
 import torch
 
 from recon import cpu_share
 from recon.cpu_share import CpuShare, threads_for
 from recon.events import Observer
-from recon.gaussians import Gaussians
 from recon.stages.optimize import OptimizeConfig, run_optimize
 
-from synthetic import colored_blob, render_scene, ring_cameras
+from synthetic import colored_blob, random_init, render_scene, ring_cameras
 
 
 def test_threads_for_leaves_busy_cores_and_takes_them_back_without_flapping():
@@ -119,9 +117,7 @@ def test_optimise_applies_the_proposal_each_step_and_reports_it(monkeypatch):
     monkeypatch.setattr("recon.stages.optimize.CpuShare", Busy)
     before = (torch.get_num_threads(), numba.get_num_threads())
     scene = render_scene(colored_blob(200), ring_cameras(3, 32, 24))
-    rng = np.random.default_rng(0)
-    init = Gaussians.from_points(rng.normal(size=(100, 3)).astype(np.float32) * 0.6, None, sh_degree=0,
-                                 opacity=0.5, scale=0.2)
+    init = random_init(100)
     cfg = OptimizeConfig(steps=12, backend="cpu", stream_every_s=1e9)
     cfg.densify = dataclasses.replace(cfg.densify, enabled=False)
     obs = _Log()

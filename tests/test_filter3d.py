@@ -9,14 +9,13 @@ import numpy as np
 import torch
 
 from recon.events import Observer
-from recon.gaussians import Gaussians
 from recon.regularize import filter3d
 from recon.render import rasterize
 from recon.scene import Camera
 from recon.stages.optimize import OptimizeConfig, run_optimize
 from recon.stages.splat import Splat
 
-from synthetic import colored_blob, look_at, render_scene, ring_cameras
+from synthetic import colored_blob, look_at, random_init, render_scene, ring_cameras
 
 
 def _camera(eye, f: float = 50.0, w: int = 40, h: int = 30) -> Camera:
@@ -67,9 +66,7 @@ def test_baked_splat_renders_as_the_filtered_training_splat():
 
 def test_optimisation_with_the_filter_keeps_gaussians_at_least_k_pixels_wide():
     scene = render_scene(colored_blob(300), ring_cameras(3, 32, 24))
-    rng = np.random.default_rng(0)
-    init = Gaussians.from_points(rng.normal(size=(150, 3)).astype(np.float32) * 0.6, None, sh_degree=0,
-                                 opacity=0.5, scale=0.2)
+    init = random_init(150)
     cfg = OptimizeConfig(steps=30, backend="cpu", stream_every_s=1e9)
     cfg.densify = dataclasses.replace(cfg.densify, enabled=False)
     cfg.regularize = dataclasses.replace(cfg.regularize, filter_3d=0.5)
