@@ -44,7 +44,7 @@ def _inputs():
     sys.path.insert(0, str(SCRIPTS))
     import bench_raster
 
-    from recon.render.cpu import bin_gaussians
+    from recon.render.cpu import _groups, bin_gaussians
     from recon.render.projection import project
     from recon.render.sh import sh_to_color
 
@@ -54,10 +54,11 @@ def _inputs():
         campos = torch.linalg.inv(viewmats)[:, :3, 3]  # as recon.render._features
         dirs = means[None] - campos[:, None]
         colors = sh_to_color(0, dirs, sh[None].expand(len(viewmats), -1, -1, -1))
-        offsets, ids, tx, ty = bin_gaussians(proj.means2d, proj.radii, proj.depths, width, height)
     f32 = lambda t: t.float().contiguous().numpy()  # noqa: E731
     opacs = opac[None].expand(len(viewmats), -1)
     xy, con, col, op = (f32(t) for t in (proj.means2d, proj.conics, colors, opacs))
+    offsets, ids, tx, ty = bin_gaussians(xy, con, op, proj.radii, proj.depths, width, height)
+    col = _groups(col)[0]  # the numba kernels take four channels (RGB + a zero one)
     visible = int((proj.radii > 0).all(-1).sum())
     return (xy, con, col, op, offsets, ids, width, height, tx, ty), visible
 

@@ -3,7 +3,8 @@
 Layout follows gsplat's CUDA rasterizer: the image is cut into 16×16 tiles (cpu_binning), and
 one tile is one unit of parallel work (numba.prange). Within a tile the Gaussians are the outer
 loop (depth order) and the tile's pixels the inner, vectorised loop (cpu_pixels); a Gaussian only
-visits the rows it can reach. The forward pass remembers, per pixel, the final transmittance and
+visits the rows it can reach. The kernels composite exactly four channels (RGB + depth, or RGB
+and a zero channel); cpu.py runs other channel counts as groups of four. The forward pass remembers, per pixel, the final transmittance and
 the last Gaussian composited; the backward pass walks each tile's list in reverse from there,
 recovering T by division (as gsplat does), so nothing per (pixel, Gaussian) is ever stored.
 Gradients are written per intersection (each belongs to one tile: no write races) and summed per
@@ -22,15 +23,19 @@ from . import cpu_pixels as px
 from .cpu_binning import TILE, bin_tiles, scatter_isects, sorted_tile_rects  # noqa: F401
 
 
+CHANNELS = 4
+"""The kernels composite exactly four channels (cpu.py pads and groups other counts)."""
+
+
 @njit(parallel=True, **px.JIT)
 def raster_fwd(
     means2d, conics, colors, opacities, offsets, ids, width, height, tiles_x, tiles_y
 ):  # pragma: no cover - numba
-    """→ render [C,H,W,D], t_final [C,H,W], last [C,H,W] int32 (position in the tile list of the
-    last composited Gaussian, −1 if none)."""
-    C, _, D = colors.shape
+    """colors [C,N,4] → render [C,H,W,4], t_final [C,H,W], last [C,H,W] int32 (position in the
+    tile list of the last composited Gaussian, −1 if none)."""
+    C = colors.shape[0]
     dt = colors.dtype
-    render = np.zeros((C, height, width, D), dt)
+    render = np.zeros((C, height, width, CHANNELS), dt)
     t_final = np.ones((C, height, width), dt)
     last = np.full((C, height, width), -1, np.int32)
     n_tiles = tiles_x * tiles_y
@@ -45,8 +50,7 @@ def raster_fwd(
         start = offsets[job]
         pxs, pys = px.tile_pixels(x0, y0, dt)
         T = np.ones(P, dt)
-        acc = np.zeros((D, P), dt)
-        w = np.zeros(P, dt)
+        a0, a1, a2, a3 = np.zeros(P, dt), np.zeros(P, dt), np.zeros(P, dt), np.zeros(P, dt)
         stop = np.full(P, -1, np.int32)
         live = np.ones(P, np.int32)  # 0 once the pixel has hit the T ≤ 1e-4 stop
         n_live = P
@@ -58,18 +62,19 @@ def raster_fwd(
             if lo >= hi:
                 continue
             jlo, jhi = np.uint64(lo * TILE), np.uint64(hi * TILE)
-            k_i = np.int32(i - start)
-            n_live -= px.fwd_pixels(gx, gy, ca, cb, cc, o, k_i, pxs, pys, T, w, stop, live, jlo, jhi)
-            for k in range(D):
-                px.accumulate(acc[k], w, colors[c, g, k], jlo, jhi)
+            n_live -= px.fwd_pixels(gx, gy, ca, cb, cc, o, np.int32(i - start), pxs, pys, T, stop, live,
+                                    colors[c, g, 0], colors[c, g, 1], colors[c, g, 2], colors[c, g, 3],
+                                    a0, a1, a2, a3, jlo, jhi)
             if n_live == 0:
                 break
         for j in range(P):
             py = y0 + j // TILE
             pxx = x0 + j % TILE
             if py < height and pxx < width:
-                for k in range(D):
-                    render[c, py, pxx, k] = acc[k, j]
+                render[c, py, pxx, 0] = a0[j]
+                render[c, py, pxx, 1] = a1[j]
+                render[c, py, pxx, 2] = a2[j]
+                render[c, py, pxx, 3] = a3[j]
                 t_final[c, py, pxx] = T[j]
                 last[c, py, pxx] = stop[j]
     return render, t_final, last
@@ -80,14 +85,15 @@ def raster_bwd(
     means2d, conics, colors, opacities, offsets, ids, width, height, tiles_x, tiles_y,
     t_final, last, v_render, v_alpha,
 ):  # pragma: no cover - numba  # fmt: skip
-    """Reverse traversal from each pixel's last Gaussian. → per-intersection gradients
-    v_means2d [I,2], v_conics [I,3], v_colors [I,D], v_opacities [I] (I = len(ids))."""
-    C, _, D = colors.shape
+    """Reverse traversal from each pixel's last Gaussian (colors and v_render with 4 channels).
+    → per-intersection gradients v_means2d [I,2], v_conics [I,3], v_colors [I,4], v_opacities [I]
+    (I = len(ids))."""
+    C = colors.shape[0]
     n_isect = ids.shape[0]
     dt = colors.dtype
     g_xy = np.zeros((n_isect, 2), dt)
     g_conic = np.zeros((n_isect, 3), dt)
-    g_color = np.zeros((n_isect, D), dt)
+    g_color = np.zeros((n_isect, CHANNELS), dt)
     g_opac = np.zeros(n_isect, dt)
     n_tiles = tiles_x * tiles_y
     P = TILE * TILE
@@ -102,13 +108,9 @@ def raster_bwd(
         pxs, pys = px.tile_pixels(x0, y0, dt)
         T = np.zeros(P, dt)
         va_out = np.zeros(P, dt)  # v_alpha·T_end: d(1 − T_end)/dα_i = T_end/(1 − α_i)
-        vr = np.zeros((D, P), dt)
-        behind = np.zeros((D, P), dt)  # Σ colour·weight of what lies behind, per channel
+        vr0, vr1, vr2, vr3 = np.zeros(P, dt), np.zeros(P, dt), np.zeros(P, dt), np.zeros(P, dt)
+        b0, b1, b2, b3 = np.zeros(P, dt), np.zeros(P, dt), np.zeros(P, dt), np.zeros(P, dt)
         stop = np.full(P, -1, np.int32)
-        w = np.zeros(P, dt)
-        ra = np.ones(P, dt)
-        raw = np.zeros(P, dt)
-        v_a = np.zeros(P, dt)
         max_stop = -1
         for j in range(P):
             py = y0 + j // TILE
@@ -118,8 +120,10 @@ def raster_bwd(
                 va_out[j] = v_alpha[c, py, pxx] * T[j]
                 stop[j] = last[c, py, pxx]
                 max_stop = max(max_stop, stop[j])
-                for k in range(D):
-                    vr[k, j] = v_render[c, py, pxx, k]
+                vr0[j] = v_render[c, py, pxx, 0]
+                vr1[j] = v_render[c, py, pxx, 1]
+                vr2[j] = v_render[c, py, pxx, 2]
+                vr3[j] = v_render[c, py, pxx, 3]
         for i in range(start + max_stop, start - 1, -1):
             g = ids[i]
             gx, gy, o = means2d[c, g, 0], means2d[c, g, 1], opacities[c, g]
@@ -128,19 +132,17 @@ def raster_bwd(
             if lo >= hi:
                 continue
             jlo, jhi = np.uint64(lo * TILE), np.uint64(hi * TILE)
-            k_i = np.int32(i - start)
-            px.bwd_alpha(
-                gx, gy, ca, cb, cc, o, k_i, pxs, pys, T, w, ra, raw, v_a, va_out, stop, jlo, jhi
-            )
-            for k in range(D):
-                g_color[i, k] = px.bwd_channel(
-                    colors[c, g, k], w, T, ra, vr[k], behind[k], v_a, jlo, jhi
-                )
-            geo = px.bwd_geometry(gx, gy, ca, cb, cc, o, pxs, pys, w, raw, v_a, jlo, jhi)
-            g_opac[i] = geo[0]
-            g_conic[i, 0] = geo[1]
-            g_conic[i, 1] = geo[2]
-            g_conic[i, 2] = geo[3]
-            g_xy[i, 0] = geo[4]
-            g_xy[i, 1] = geo[5]
+            r = px.bwd_pixels(gx, gy, ca, cb, cc, o, np.int32(i - start), pxs, pys, T, va_out, stop,
+                              colors[c, g, 0], colors[c, g, 1], colors[c, g, 2], colors[c, g, 3],
+                              vr0, vr1, vr2, vr3, b0, b1, b2, b3, jlo, jhi)
+            g_color[i, 0] = r[0]
+            g_color[i, 1] = r[1]
+            g_color[i, 2] = r[2]
+            g_color[i, 3] = r[3]
+            g_opac[i] = r[4]
+            g_conic[i, 0] = r[5]
+            g_conic[i, 1] = r[6]
+            g_conic[i, 2] = r[7]
+            g_xy[i, 0] = r[8]
+            g_xy[i, 1] = r[9]
     return g_xy, g_conic, g_color, g_opac
