@@ -73,7 +73,7 @@ def synthetic_scene(n_views: int = 4, width: int = 200, height: int = 150) -> Sc
 
 def eval_training_scene(data: Path, n_views: int) -> Scene:
     """The posed training views `recon eval` would train on for this dataset."""
-    from recon.eval.protocols import detect_protocol, get_protocol
+    from recon.eval.registry import detect_protocol, get_protocol
 
     name = detect_protocol(data)
     if name is None:

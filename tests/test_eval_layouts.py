@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 
 from recon.errors import ReconError
-from recon.eval.protocols import (BLENDER_TRAIN, DTU_EXCLUDED, DTU_TEST_SCANS, DTU_TRAIN, blender_split,
-                                  make_protocol)
+from recon.eval.protocols import BLENDER_TRAIN, DTU_EXCLUDED, DTU_TEST_SCANS, DTU_TRAIN, blender_split
+from recon.eval.registry import make_protocol
 from recon.eval.spare import image_name
 from recon.io.llff import opencv_to_llff
 from recon.io.nerfstudio import w2c_to_opengl_c2w

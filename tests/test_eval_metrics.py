@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from recon.eval.metrics import Lpips, box_ssim, crop, mask_box, on_background, ssim
-from recon.eval.protocols import make_protocol
+from recon.eval.registry import make_protocol
 from recon.scene import Camera, View
 
 

@@ -23,40 +23,20 @@ import sys
 import time
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
 
 from recon.cache import atomic_write_bytes, atomic_write_json
 from recon.errors import ReconError
 from recon.eval.evaluate import TOKEN_FILE, Job, execute
-from recon.eval.protocols import Protocol, SceneRef, make_protocol
-from recon.pipeline import RunConfig, resolve_device
+from recon.eval.protocols import Protocol, SceneRef
+from recon.eval.registry import make_protocol
+from recon.eval.report import write_report
+from recon.eval.spec import BatchSpec, mean_entry
+from recon.pipeline import resolve_device
+
+__all__ = ["BatchSpec", "run_batch", "plan", "store", "write_results"]
 
 AUTO_PROTOCOLS = ("dtu", "llff", "blender")
-
-
-@dataclass
-class BatchSpec:
-    """Everything a batch needs (the `recon eval` options, minus the CLI)."""
-
-    protocol: str
-    data: Path
-    views: tuple[int, ...]
-    out: Path
-    cfg: RunConfig = field(default_factory=RunConfig)
-    preset: str = "default"
-    scenes: tuple[str, ...] = ()
-    protocol_options: dict = field(default_factory=dict)
-    force: bool = False
-    timeout: float | None = None
-    threads: int | None = None
-    submission: bool = False
-    ray: tuple[str, ...] | None = None
-    gpus_per_task: float | None = None
-    progress: bool = False
-    command: str = ""
 
 
 def parse_scene_arg(arg: str) -> tuple[str, tuple[int, ...] | None]:
@@ -177,7 +157,7 @@ def run_batch(spec: BatchSpec, say: Callable[[str], None] | None = None) -> dict
         else:
             todo.append(job)
     say(f"recon eval: {len(jobs)} jobs, {len(jobs) - len(todo)} already finished, {len(todo)} to run"
-        + (" on Ray" if spec.ray is not None and todo else ""))
+        + (" on Ray" if spec.ray is not None and todo else "") + (f" ({spec.preset_reason})" if spec.preset_reason else ""))
     t0 = time.perf_counter()
 
     def finished(job: Job, result: dict) -> None:
@@ -203,8 +183,6 @@ def run_batch(spec: BatchSpec, say: Callable[[str], None] | None = None) -> dict
     if spec.submission:
         for folder in sorted({j.submission_dir for j in jobs if j.submission_dir}):
             zip_submission(Path(folder))
-    from recon.eval.report import write_report
-
     write_report(spec, jobs, records, results)
     say(f"recon eval: done in {time.perf_counter() - t0:.1f} s → {out / 'report.md'}")
     return results
@@ -218,16 +196,6 @@ def _gpus(spec: BatchSpec) -> float:
 
 def _fmt(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.2f}"
-
-
-def mean_entry(entries: list[dict], keys: tuple[str, ...]) -> dict:
-    """Means over the finished scenes; a metric is null if any of them lacks it."""
-    ok = [e for e in entries if e.get("status") == "ok"]
-    out = {}
-    for k in (*keys, "seconds", "num_gaussians"):
-        values = [e.get(k) for e in ok]
-        out[k] = None if not values or any(v is None for v in values) else float(np.mean(values))
-    return out
 
 
 def write_results(spec: BatchSpec, jobs: list[Job], records: dict[str, dict]) -> dict[int, dict]:

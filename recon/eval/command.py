@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
+import tyro
+
 from recon.errors import ReconError
 from recon.pipeline import RunConfig
 
@@ -27,8 +29,8 @@ class Eval:
     """Scenes (default: all found): NAME, NAME@3 or NAME@3,6 (only those view counts), 'standard' (benchmark set)."""
     out: Path = Path("runs/eval")
     """Output folder: [views{N}/]results.json, results.csv, report.md, plots/, [views{N}/]NAME/{test,run}/."""
-    preset: str = "default"
-    """Preset from configs/ or a .yaml path."""
+    preset: str = "auto"
+    """auto (fast on a CPU, quality on a CUDA GPU), a preset from configs/ or a .yaml path."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     force: bool = False
     """Recompute finished jobs (by default a scene/view count finished with the same settings is reused)."""
@@ -46,6 +48,8 @@ class Eval:
     """SpaRe: also write the challenge submission (1600x1200, SCENE/rect_XXX_3_r5000.png or cam_..., zip)."""
     config: RunConfig = field(default_factory=RunConfig)
     """Per-stage settings; defaults come from the preset."""
+    preset_reason: tyro.conf.Suppress[Optional[str]] = None
+    """How `auto` chose the preset."""
 
     def main(self) -> None:
         from recon.eval.batch import BatchSpec, run_batch
@@ -62,7 +66,7 @@ class Eval:
             protocol_options=options, force=self.force, timeout=self.timeout, threads=self.threads,
             submission=self.submission, ray=self.ray, gpus_per_task=self.gpus_per_task,
             progress=sys.stderr.isatty() and self.ray is None,
-            command="recon " + shlex.join(argv) if argv[:1] == ["eval"] else "",
+            command="recon " + shlex.join(argv) if argv[:1] == ["eval"] else "", preset_reason=self.preset_reason,
         )
         results = run_batch(spec)
         for n, data in results.items():

@@ -23,9 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from recon import interrupt
 from recon.cache import config_digest
 from recon.eval.metrics import Lpips
-from recon.eval.protocols import Prepared, Protocol, SceneRef, get_protocol
+from recon.eval.protocols import Prepared, Protocol, SceneRef
 from recon.events import Observer, Observers
 from recon.pipeline import RunConfig, resolve_device, run_pipeline
 
@@ -145,7 +146,7 @@ def _train_and_score(job: Job, work: Path, sub: Path, obs: Observer | None) -> d
     # Fixed threads: a benchmark's numbers must not depend on what else the machine was doing.
     cfg = replace(job.cfg, share_cpu=False)
     result = run_pipeline(cfg, work / "run", observers, scene=prep.train, scene_key=key)
-    gaussians, _ = result.artifacts["optimize"]
+    gaussians = result.artifacts["optimize"].gaussians
     device = resolve_device(job.cfg.device)
     backend = job.cfg.optimize.backend
     lpips = Lpips()
@@ -212,6 +213,8 @@ def execute(job: Job, timeout: float | None = None) -> dict:
     try:
         return run_job(job)
     except Exception as e:  # noqa: BLE001 - any failure of one scene must not stop the batch
+        if interrupt.received() is not None:  # a signal, wrapped by numba: stop the batch
+            raise
         return error_result(job, "error", _one_line(e), traceback.format_exc())
 
 
@@ -248,15 +251,3 @@ def _execute_in_child(job: Job, timeout: float) -> dict:
             proc.kill()
         proc.join(5)
         parent.close()
-
-
-def evaluate_scene(protocol_name: str, data: Path, n_views: int, cfg: RunConfig, preset: str,
-                   out: Path, obs: Observer | None = None) -> dict:
-    """#2's single-scene entry point: one scene at one view count; writes OUT/results.json (and
-    the batch's report) and returns the results.json content."""
-    from recon.eval.batch import BatchSpec, run_batch
-
-    protocol = get_protocol(protocol_name)
-    spec = BatchSpec(protocol=protocol.name, data=Path(data), views=(n_views,), out=Path(out), cfg=cfg,
-                     preset=preset)
-    return run_batch(spec)[n_views]

@@ -1,6 +1,6 @@
 """Evaluation protocols: which scenes, which views train, which test, at what resolution, and
 which metrics. Each protocol finds its scenes under a data root and prepares one (scene, view
-count) for training and scoring. SpaRe / AIM 2024 lives in recon/eval/spare.py.
+count) for training and scoring. SpaRe / AIM 2024 lives in recon/eval/spare.py; recon/eval/registry.py finds a protocol by name.
 
 DTU (RegNeRF / pixelNeRF split): train ids [25, 22, 28, 40, 44, 48, 0, 8, 13][:n]; test = all 49
   minus those 9 minus the excluded [3..7, 16..21, 36..39] (25 views); images 4× downsampled to
@@ -151,7 +151,7 @@ class DTU(Protocol):
         from recon.io.dtu import find_idr_cameras
 
         refs = []
-        for d in find_dirs(root, lambda p: find_idr_cameras(p) is not None or _is_regnerf_root(p)):
+        for d in find_dirs(root, lambda p: find_idr_cameras(p) is not None or is_regnerf_root(p)):
             if find_idr_cameras(d) is not None:
                 refs.append(SceneRef(d.name, d))
             else:  # a RegNeRF root holds many scans: Rectified/scanN (scanN_train in some copies)
@@ -246,35 +246,5 @@ def _standard_name(name: str, standard: list[str]) -> bool:
     return any(name == s or name.endswith("_" + s) for s in standard)
 
 
-def _is_regnerf_root(p: Path) -> bool:
+def is_regnerf_root(p: Path) -> bool:
     return (p / "Rectified").is_dir() and (p / "Calibration").is_dir()
-
-
-def make_protocol(name: str, **options) -> Protocol:
-    """A protocol by name ("dtu", "llff", "blender", "spare") with its options."""
-    from recon.eval.spare import Spare
-
-    classes = {"dtu": DTU, "llff": LLFF, "blender": Blender, "spare": Spare}
-    if name not in classes:
-        raise ReconError(f"unknown protocol '{name}'; protocols: {', '.join(classes)}")
-    return classes[name](**options)
-
-
-def get_protocol(name: str) -> Protocol:
-    """The protocol with its standard settings."""
-    return make_protocol(name)
-
-
-def detect_protocol(path: Path) -> str | None:
-    """Which protocol a scene folder belongs to, from its layout (for --protocol auto)."""
-    from recon.io.dtu import find_idr_cameras
-
-    path = Path(path)
-    if find_idr_cameras(path) is not None or _is_regnerf_root(path) or (
-            path.parent.name == "Rectified" and _is_regnerf_root(path.parent.parent)):
-        return "dtu"
-    if (path / "poses_bounds.npy").is_file():
-        return "llff"
-    if (path / "transforms_train.json").is_file() and (path / "transforms_test.json").is_file():
-        return "blender"
-    return None

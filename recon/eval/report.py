@@ -10,16 +10,17 @@ import csv
 import datetime as dt
 import os
 import platform
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import yaml
 
 import recon
-from recon.eval.batch import BatchSpec, mean_entry
+from recon.eval.spec import BatchSpec, mean_entry
 from recon.eval.evaluate import Job
 
-PUBLISHED = Path(__file__).resolve().parents[2] / "data" / "published.yaml"
+PUBLISHED = Path(str(resources.files("recon.data"))) / "published.yaml"
 ALL_METRICS = ("psnr", "psnr_masked", "ssim", "ssim_masked", "ssim_box", "lpips", "lpips_masked", "lpips_box")
 LABELS = {"psnr": "PSNR", "psnr_masked": "masked PSNR", "ssim": "SSIM", "ssim_masked": "masked SSIM",
           "ssim_box": "box SSIM", "lpips": "LPIPS", "lpips_masked": "masked LPIPS", "lpips_box": "box LPIPS"}
