@@ -14,9 +14,9 @@ def _gaussian_window(size: int = 11, sigma: float = 1.5, device: torch.device | 
     return g / g.sum()
 
 
-def ssim(a: Tensor, b: Tensor, window: int = 11) -> Tensor:
-    """Mean SSIM of two image batches [B,H,W,C] in [0,1] (Gaussian window 11, σ 1.5, valid
-    region; the same definition as 3DGS's training loss). A separable blur keeps it cheap on CPU."""
+def ssim_map(a: Tensor, b: Tensor, window: int = 11) -> Tensor:
+    """Per-pixel SSIM [B,C,H-10,W-10] of two image batches [B,H,W,C] in [0,1] (Gaussian window
+    11, σ 1.5, valid region; 3DGS's training loss). A separable blur keeps it cheap on CPU."""
     x, y = a.permute(0, 3, 1, 2), b.permute(0, 3, 1, 2)
     c = x.shape[1]
     g = _gaussian_window(window, device=x.device)
@@ -31,16 +31,32 @@ def ssim(a: Tensor, b: Tensor, window: int = 11) -> Tensor:
     syy = blur(y * y) - mu_y**2
     sxy = blur(x * y) - mu_x * mu_y
     c1, c2 = 0.01**2, 0.03**2
-    s = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
-    return s.mean()
+    return ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
 
 
-def photometric_loss(render: Tensor, target: Tensor, ssim_lambda: float) -> Tensor:
-    """(1-λ)·L1 + λ·(1-SSIM), 3DGS's loss. render/target: [B,H,W,3]."""
-    l1 = (render - target).abs().mean()
+def ssim(a: Tensor, b: Tensor, window: int = 11) -> Tensor:
+    """Mean SSIM of two image batches [B,H,W,C] in [0,1] (see `ssim_map`)."""
+    return ssim_map(a, b, window).mean()
+
+
+def photometric_loss(render: Tensor, target: Tensor, ssim_lambda: float, weight: Tensor | None = None) -> Tensor:
+    """(1-λ)·L1 + λ·(1-SSIM), 3DGS's loss. render/target: [B,H,W,3]. weight [H,W] (≥ 0, optional):
+    per-pixel loss weights (a filter's trust map, a repaired view's confidence); both terms become
+    weighted means, so a weight map of ones gives the plain loss."""
+    if weight is None:
+        l1 = (render - target).abs().mean()
+    else:
+        w = weight.reshape(1, *render.shape[1:3], 1)
+        l1 = (w * (render - target).abs()).sum() / (w.sum() * render.shape[-1]).clamp_min(1e-8)
     if ssim_lambda <= 0:
         return l1
-    return (1 - ssim_lambda) * l1 + ssim_lambda * (1 - ssim(render, target))
+    if weight is None:
+        s = ssim(render, target)
+    else:
+        m, half = ssim_map(render, target), 5  # the valid region of the 11-px window
+        w = weight[half:weight.shape[0] - half, half:weight.shape[1] - half][None, None]
+        s = (w * m).sum() / (w.sum() * m.shape[1]).clamp_min(1e-8)
+    return (1 - ssim_lambda) * l1 + ssim_lambda * (1 - s)
 
 
 def psnr(a: Tensor, b: Tensor) -> Tensor:
@@ -68,34 +84,6 @@ def depth_smoothness(depth: Tensor, image: Tensor | None = None, alpha: Tensor |
             w = w * ((a.narrow(dim, 1, n) > 0.5) & (a.narrow(dim, 0, n) > 0.5)).float()
         total = total + (w * dd).sum() / w.sum().clamp_min(1.0)
     return total
-
-
-def opacity_entropy(opacities: Tensor) -> Tensor:
-    """Mean binary entropy of opacities [N] in (0,1): lowest at 0 and 1. Few views leave many
-    half-transparent Gaussians that fit the training views together but show as haze elsewhere;
-    this pushes each to be either solid or gone."""
-    o = opacities.clamp(1e-6, 1 - 1e-6)
-    return -(o * torch.log(o) + (1 - o) * torch.log(1 - o)).mean()
-
-
-def scale_penalty(log_scales: Tensor, max_scale: float, max_ratio: float) -> Tensor:
-    """Penalty on Gaussians larger than `max_scale` (world units) or more needle-like than
-    `max_ratio` (largest / middle axis). log_scales [N,3]. Large Gaussians and needles fit three
-    views (a needle along a training ray looks like a dot) but streak across novel ones. Flat
-    discs (two long axes, one short) are what surfaces are made of, so the shortest axis is free."""
-    s = torch.exp(log_scales).sort(-1).values  # [N,3] ascending
-    big = F.relu(s[:, 2] - max_scale) / max_scale
-    ratio = F.relu(s[:, 2] / s[:, 1].clamp_min(1e-12) - max_ratio)
-    return big.mean() + ratio.mean() / max_ratio
-
-
-def flatness(log_scales: Tensor) -> Tensor:
-    """Mean ratio of the shortest to the middle axis, log_scales [N,3] (0 = flat discs, 1 = balls).
-    A surface is best made of discs lying in it (2DGS, Gaussian surfels): a ball that fits the
-    training views from its front sticks out of the surface and lands in the wrong pixels from
-    other angles."""
-    s = torch.exp(log_scales).sort(-1).values
-    return (s[:, 0] / s[:, 1].clamp_min(1e-12)).mean()
 
 
 def pearson_depth_loss(depth: Tensor, prior: Tensor, mask: Tensor | None = None) -> Tensor:

@@ -119,7 +119,7 @@ def run_library(data: Path, train: list[int], test: list[int], masked: bool, pre
     cfg.device = device
     t0, c0 = time.perf_counter(), time.process_time()
     result = run_pipeline(cfg, out, Observer(), scene=scene.subset(train), scene_key=f"{data}:{train}")
-    g, _ = result.artifacts["optimize"]
+    g = result.artifacts["optimize"].gaussians
     rows = []
     for v in scene.subset(test).views:
         r = np.round(np.clip(render_view(g, v.camera, cfg.optimize.backend, result_device(cfg)), 0, 1) * 255) / 255

@@ -9,11 +9,11 @@ import numpy as np
 import torch
 
 from recon.events import Observer
-from recon.regularize import filter3d
 from recon.render import rasterize
 from recon.scene import Camera
 from recon.stages.optimize import OptimizeConfig, run_optimize
-from recon.stages.splat import Splat
+from recon.train.parts import filter3d
+from recon.train.splat import Splat
 
 from synthetic import colored_blob, look_at, random_init, render_scene, ring_cameras
 
@@ -46,9 +46,8 @@ def test_baked_splat_renders_as_the_filtered_training_splat():
     cams = ring_cameras(3, 32, 24)
     g = colored_blob(200)
     g.scales[:] = np.log(0.005)  # far below a pixel: the filter matters
-    cfg = OptimizeConfig(backend="cpu")
-    cfg.regularize = dataclasses.replace(cfg.regularize, filter_3d=1.0)
-    splat = Splat(g, cfg, 1.0, torch.device("cpu"), cams)
+    splat = Splat(g, OptimizeConfig(backend="cpu"), 1.0, torch.device("cpu"), cams)
+    splat.enable_filter(1.0)
     cam = cams[0]
     vm = torch.tensor(cam.world_to_cam, dtype=torch.float32)[None]
     K = torch.tensor(cam.K, dtype=torch.float32)[None]
@@ -70,7 +69,8 @@ def test_optimisation_with_the_filter_keeps_gaussians_at_least_k_pixels_wide():
     cfg = OptimizeConfig(steps=30, backend="cpu", stream_every_s=1e9)
     cfg.densify = dataclasses.replace(cfg.densify, enabled=False)
     cfg.regularize = dataclasses.replace(cfg.regularize, filter_3d=0.5)
-    out, log = run_optimize(cfg, scene, init, Observer())
+    trained = run_optimize(cfg, scene, init, Observer())
+    out, log = trained.gaussians, trained.log
     floor = 0.5 * filter3d.pixel_footprint(out.means, scene.cameras)
     assert (torch.exp(out.scales).min(-1).values >= floor * 0.999).all()
     assert log.loss[-1] < log.loss[0]

@@ -52,7 +52,7 @@ def test_full_run_writes_deliverables_and_improves(tmp_path, scene):
     assert len(list((tmp_path / "renders").glob("*.png"))) == len(scene)
     run = json.loads((tmp_path / "run.json").read_text())
     assert set(run["stage_seconds"]) == set(STAGE_NAMES) and run["device"] == "cpu"
-    g, log = result.artifacts["optimize"]
+    g, log = result.artifacts["optimize"].gaussians, result.artifacts["optimize"].log
     assert log.psnr[-1] > log.psnr[0] + 1.0, "optimisation should raise training PSNR"
     assert rec.updates >= 2 and rec.metrics
     assert any("not built yet" in m for m in rec.logs), "pass-through stages say so in the log"

@@ -341,7 +341,7 @@ def test_pipeline_run_streams_into_the_viewer_and_view_reopens_it(tmp_path: Path
     with live.ViewerObserver(port=0, interval=0.0) as obs:
         result = run_pipeline(tiny_config(40), tmp_path, Observers([obs]), scene=scene, scene_key="s")
         obs.flush()
-    final, _ = result.artifacts["optimize"]
+    final = result.artifacts["optimize"].gaussians
     assert obs.pushes >= 2  # init, then optimisation states
     assert obs.app._splat.buffer.shape[0] == int(splats.finite_mask(final).sum())
     assert len(obs.app.frustums) == len(scene.views)

@@ -300,7 +300,7 @@ def test_a_run_with_the_viewer_shows_the_splat_growing(tmp_path: Path, page: Pag
         worker.join(timeout=600)
         assert "run" in result, "the pipeline did not finish"
         obs.flush()
-        final, _ = result["run"].artifacts["optimize"]
+        final = result["run"].artifacts["optimize"].gaussians
         assert len(final) > 300  # densification grew it
         _wait(lambda: field.input_value() == str(len(final)) or None, "the final count in the page")
         time.sleep(1.0)

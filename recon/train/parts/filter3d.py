@@ -16,6 +16,10 @@ import torch
 from torch import Tensor
 
 from recon.scene import Camera
+from recon.train.part import Part, TrainerView
+
+REFRESH_EVERY = 100
+"""Steps between recomputing the footprints (Gaussians move; Mip-Splatting: 100)."""
 
 
 @torch.no_grad()
@@ -59,3 +63,20 @@ def bake(params: dict[str, Tensor], variance: Tensor) -> None:
     params["scales"].data.copy_(torch.log(scales))
     opac = opac.clamp(1e-6, 1 - 1e-6)
     params["opacities"].data.copy_(torch.log(opac) - torch.log1p(-opac))
+
+
+class Filter3D(Part):
+    """The filter as a part of the Trainer: switched on in the splat at setup, its footprints
+    recomputed every REFRESH_EVERY steps (and whenever densification replaced the Gaussians)."""
+
+    name = "3D filter"
+
+    def __init__(self, k: float) -> None:
+        self.k = k
+
+    def setup(self, trainer: TrainerView) -> None:
+        trainer.splat.enable_filter(self.k)
+
+    def after_step(self, trainer: TrainerView) -> None:
+        if trainer.step % REFRESH_EVERY == 0:
+            trainer.splat.refresh_filter(force=True)

@@ -8,9 +8,15 @@ training cameras: its centre on the segment between theirs, its rotation on the 
 
 from __future__ import annotations
 
-import numpy as np
+from dataclasses import dataclass
 
+import numpy as np
+import torch
+from torch import Tensor
+
+from recon import losses
 from recon.scene import Camera
+from recon.train.part import Part, TrainerView
 
 
 def _rot_to_quat(R: np.ndarray) -> np.ndarray:
@@ -60,31 +66,74 @@ def interpolate_camera(a: Camera, b: Camera, t: float, offset: np.ndarray | None
     return Camera(a.K.copy(), w2c, a.width, a.height)
 
 
-def orbit_camera(cam: Camera, pivot: np.ndarray, axis: np.ndarray, degrees: float) -> Camera:
-    """`cam` turned by `degrees` about the line through `pivot` [3] along `axis` [3]: it keeps
-    looking at the same point of the object from another side."""
-    axis = axis / np.linalg.norm(axis)
-    t = np.radians(degrees)
-    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    R = np.eye(3) + np.sin(t) * k + (1 - np.cos(t)) * k @ k  # Rodrigues
-    c2w = cam.cam_to_world.copy()
-    c2w[:3, :3] = R @ c2w[:3, :3]
-    c2w[:3, 3] = pivot + R @ (c2w[:3, 3] - pivot)
-    return Camera(cam.K.copy(), np.linalg.inv(c2w), cam.width, cam.height)
-
-
 def sample_pseudo_camera(cameras: list[Camera], rng: np.random.Generator, jitter: float = 0.05,
-                         scale: float = 1.0, orbit_deg: float = 0.0, pivot: np.ndarray | None = None) -> Camera:
+                         scale: float = 1.0) -> Camera:
     """A random pseudo camera between two random training cameras (any camera with itself when
-    there is one), its centre jittered by `jitter` × their distance, its image `scale`× the size.
-    With orbit_deg > 0 it is then turned about `pivot` (the object's centre) by up to that many
-    degrees about a random axis, to see the object from sides no photo shows."""
+    there is one), its centre jittered by `jitter` × their distance, its image `scale`× the size."""
     i, j = rng.choice(len(cameras), 2, replace=len(cameras) < 2)
     a, b = cameras[i], cameras[j]
     dist = max(float(np.linalg.norm(a.center - b.center)), 1e-6)
     cam = interpolate_camera(a, b, float(rng.uniform(0.2, 0.8)), rng.normal(size=3) * jitter * dist)
-    if orbit_deg > 0 and pivot is not None:
-        cam = orbit_camera(cam, np.asarray(pivot, float), rng.normal(size=3), float(rng.uniform(-orbit_deg, orbit_deg)))
     if scale != 1.0:
         cam = cam.resized(max(int(round(cam.width * scale)), 8), max(int(round(cam.height * scale)), 8))
     return cam
+
+
+@dataclass
+class PseudoConfig:
+    every: int = 0
+    """Render a pseudo view between two training cameras every this many steps (0 = never)."""
+    start: int = 0
+    """First step with pseudo views."""
+    scale: float = 0.5
+    """Pseudo views are rendered at this fraction of the training resolution (cheap on CPU)."""
+    jitter: float = 0.05
+    """Random offset of the pseudo camera's centre, as a fraction of the two cameras' distance."""
+    depth_smooth: float = 0.0
+    """Weight of edge-aware depth smoothness in the pseudo view (RegNeRF's unobserved-view prior)."""
+    hull_alpha: float = 0.0
+    """With masks: weight of the L1 between the pseudo view's alpha and the visual hull's
+    silhouette there. The object is solid wherever the hull is, so holes between Gaussians that
+    the training views do not show get filled, and haze outside the hull goes."""
+    hull_resolution: int = 96
+    """Voxels along the longest side of that hull."""
+
+    @property
+    def enabled(self) -> bool:
+        return self.every > 0 and (self.depth_smooth > 0 or self.hull_alpha > 0)
+
+
+class PseudoViews(Part):
+    """Every `every` steps, one pseudo view: edge-aware depth smoothness of its render and, with
+    masks, its alpha against the visual hull's silhouette (which fills holes no photo shows)."""
+
+    name = "pseudo views"
+
+    def __init__(self, cfg: PseudoConfig) -> None:
+        self.cfg = cfg
+        self.hull = None
+
+    def setup(self, trainer: TrainerView) -> None:
+        if self.cfg.hull_alpha > 0 and trainer.scene.has_masks:
+            from recon.init.visual_hull import visual_hull
+
+            grid = visual_hull(trainer.scene, self.cfg.hull_resolution)
+            self.hull = (grid, grid.centres(grid.surface()))
+
+    def extra_loss(self, trainer: TrainerView) -> Tensor | None:
+        p = self.cfg
+        if trainer.step < p.start or trainer.step % p.every != 0:
+            return None
+        cam = sample_pseudo_camera(trainer.scene.cameras, trainer.rng, p.jitter, p.scale)
+        out, alpha, _ = trainer.render_camera(cam, "RGB+D" if p.depth_smooth > 0 else "RGB")
+        total = out.new_zeros(())
+        if p.depth_smooth > 0:
+            rgb, depth = out[..., :3], out[..., 3:4] / alpha.clamp_min(1e-6)
+            total = total + p.depth_smooth * losses.depth_smoothness(depth, rgb.detach(), alpha)
+        if self.hull is not None:
+            from recon.init.visual_hull import hull_silhouette
+
+            grid, surface = self.hull
+            silhouette = torch.from_numpy(hull_silhouette(grid, cam, surface)).float().to(trainer.dev)
+            total = total + p.hull_alpha * (alpha - silhouette[None, ..., None]).abs().mean()
+        return total

@@ -1,25 +1,19 @@
-"""`Splat`: the splat the optimise stage trains: its parameters, one Adam optimiser per parameter,
-gsplat's densification state and, when on, Mip-Splatting's 3D filter (recon/regularize/filter3d.py)
-applied in every render and baked into the saved Gaussians."""
+"""`Splat`: the trainable splat: its parameters, one Adam optimiser per parameter (the layout gsplat's
+densification strategy edits), gsplat's DefaultStrategy and its state, and, when switched on,
+Mip-Splatting's 3D filter (recon/train/parts/filter3d.py) applied in every render and baked into
+the saved Gaussians."""
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 import torch
 from gsplat.strategy import DefaultStrategy
 from gsplat.strategy.ops import remove
 
 from recon.gaussians import Gaussians
-from recon.regularize import filter3d
 from recon.render import rasterize
 from recon.scene import Camera
-
-if TYPE_CHECKING:
-    from recon.stages.optimize import OptimizeConfig
-
-FILTER_REFRESH_EVERY = 100
-"""Steps between recomputing the 3D filter's footprints (Gaussians move; Mip-Splatting: 100)."""
+from recon.train.config import OptimizeConfig
+from recon.train.parts import filter3d
 
 
 class Splat:
@@ -28,14 +22,18 @@ class Splat:
     def __init__(self, init: Gaussians, cfg: OptimizeConfig, radius: float, dev: torch.device,
                  cameras: list[Camera] = ()) -> None:
         self.params = init.params(dev)
-        self.filter_k, self.cameras = cfg.regularize.filter_3d, list(cameras)
+        self.cameras = list(cameras)
+        self.filter_k = 0.0
         self.filter_var: torch.Tensor | None = None
         self._filter_means: torch.Tensor | None = None  # the means Parameter filter_var was made for
-        lrs = {"means": cfg.lr_means * radius, "scales": cfg.lr_scales, "quats": cfg.lr_quats,
-               "opacities": cfg.lr_opacities, "sh0": cfg.lr_sh0, "shN": cfg.lr_shN}
+        self.lrs = {"means": cfg.lr_means * radius, "scales": cfg.lr_scales, "quats": cfg.lr_quats,
+                    "opacities": cfg.lr_opacities, "sh0": cfg.lr_sh0, "shN": cfg.lr_shN}
         # eps=1e-15 as in 3DGS: gradients of far Gaussians are tiny and must still move them.
-        self.optimizers = {k: torch.optim.Adam([{"params": self.params[k], "lr": lr, "name": k}], eps=1e-15)
-                           for k, lr in lrs.items()}
+        # fused: one kernel per parameter instead of a dozen elementwise ops (5.2 → 0.7 ms a step
+        # on the fast preset's 20k Gaussians, 2 cores).
+        self.optimizers = {k: torch.optim.Adam([{"params": self.params[k], "lr": lr, "name": k}], eps=1e-15,
+                                               fused=True)
+                           for k, lr in self.lrs.items()}
         d = cfg.densify
         self.strategy = DefaultStrategy(
             refine_start_iter=d.start, refine_stop_iter=d.stop if d.enabled else 0, refine_every=d.every,
@@ -44,9 +42,15 @@ class Splat:
         self.strategy.check_sanity(self.params, self.optimizers)
         self.state = self.strategy.initialize_state(scene_scale=radius)
         self.backend = cfg.backend
+        self.frozen: set[str] = set()
 
     def __len__(self) -> int:
         return len(self.params["means"])
+
+    def enable_filter(self, k: float) -> None:
+        """Mip-Splatting's 3D filter: every Gaussian at least k pixels wide in its sharpest camera."""
+        self.filter_k = float(k)
+        self.refresh_filter(force=True)
 
     def refresh_filter(self, force: bool = False) -> None:
         """Recompute the 3D filter's per-Gaussian variance (when on) if forced or the Gaussians were
@@ -75,8 +79,10 @@ class Splat:
                          sh_degree=degree, backgrounds=bg, render_mode=mode, backend=self.backend)
 
     def step(self, means_decay: float) -> None:
-        for opt in self.optimizers.values():
-            opt.step()
+        """One Adam step of every parameter that is not frozen; the means' learning rate decays."""
+        for name, opt in self.optimizers.items():
+            if name not in self.frozen:
+                opt.step()
             opt.zero_grad(set_to_none=True)
         for group in self.optimizers["means"].param_groups:
             group["lr"] *= means_decay
@@ -96,3 +102,39 @@ class Splat:
         params = {k: v.detach().clone() for k, v in self.params.items()}
         filter3d.bake(params, self.filter_var)
         return Gaussians.from_params(params)
+
+    def state_dict(self) -> dict:
+        """Everything that decides the next step: parameters, Adam moments and learning rates, the
+        densification statistics and the 3D filter's current footprints."""
+        return {
+            "params": {k: v.detach().cpu().clone() for k, v in self.params.items()},
+            "optimizers": {k: _to_cpu(o.state_dict()) for k, o in self.optimizers.items()},
+            "strategy": _to_cpu(self.state),
+            "filter_k": self.filter_k,
+            "filter_var": None if self.filter_var is None else self.filter_var.cpu(),
+            "frozen": sorted(self.frozen),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        dev = self.params["means"].device
+        self.params = torch.nn.ParameterDict(
+            {k: torch.nn.Parameter(v.to(dev).clone()) for k, v in state["params"].items()})
+        self.optimizers = {k: torch.optim.Adam([{"params": self.params[k], "lr": self.lrs[k], "name": k}],
+                                               eps=1e-15, fused=True) for k in self.lrs}
+        for k, o in self.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        self.state = {k: v.to(dev) if isinstance(v, torch.Tensor) else v for k, v in state["strategy"].items()}
+        self.filter_k = state["filter_k"]
+        self.filter_var = None if state["filter_var"] is None else state["filter_var"].to(dev)
+        self._filter_means = self.params["means"] if self.filter_var is not None else None
+        self.frozen = set(state["frozen"])
+
+
+def _to_cpu(obj):
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu().clone()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_to_cpu(v) for v in obj]
+    return obj

@@ -1,0 +1,74 @@
+"""`Part`: one few-view ingredient of the optimisation, as a small object with hooks the Trainer calls.
+
+A part sees the Trainer through the attributes listed in `TrainerView` (duck-typed: parts import
+nothing above recon/train/part.py, so the Trainer can import every part). Every hook is optional.
+
+Order in one step (recon/train/trainer.py):
+    prepare_target → render the training view → view_loss → extra_loss → backward, Adam,
+    densification → after_step
+and `finish` once at the end of training.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from recon.events import Observer
+from recon.scene import Scene
+
+
+class TrainerView(Protocol):
+    """What a part may use of the Trainer."""
+
+    scene: Scene
+    dev: torch.device
+    rng: np.random.Generator  # the one random stream of the run (checkpointed with it)
+    step: int
+    obs: Observer
+    center: np.ndarray  # [3] the scene's centre
+    radius: float  # the scene's radius
+    splat: Any  # recon.train.splat.Splat
+
+    def degree(self) -> int: ...
+
+    def render_camera(self, camera, mode: str = "RGB", background: Tensor | None = None
+                      ) -> tuple[Tensor, Tensor, dict]: ...
+
+
+class Part:
+    """Base class: a part overrides what it needs. `needs_depth`: training renders carry depth."""
+
+    name = "part"
+    needs_depth = False
+
+    def setup(self, trainer: TrainerView) -> None:
+        """Once, after the Trainer is built (precompute, load a model, configure the splat)."""
+
+    def prepare_target(self, trainer: TrainerView, view: int, target: Tensor, background: Tensor) -> Tensor:
+        """The image [H,W,3] training view `view` is fitted to this step (default: unchanged)."""
+        return target
+
+    def view_loss(self, trainer: TrainerView, view: int, render: Tensor, alpha: Tensor) -> Tensor | None:
+        """An extra loss on this step's training render (render [1,H,W,ch], alpha [1,H,W,1])."""
+        return None
+
+    def extra_loss(self, trainer: TrainerView) -> Tensor | None:
+        """A loss from renders of the part's own (e.g. pseudo views)."""
+        return None
+
+    def after_step(self, trainer: TrainerView) -> None:
+        """After the optimiser and densification stepped (structure updates, refreshes)."""
+
+    def finish(self, trainer: TrainerView) -> None:
+        """Once, after the last step."""
+
+    def state(self) -> dict:
+        """What a checkpoint must keep of this part (beyond its config and the Trainer's rng)."""
+        return {}
+
+    def load_state(self, state: dict) -> None:
+        """Restore `state()`'s output on resume."""
