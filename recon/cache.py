@@ -14,15 +14,28 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from recon.errors import ReconError
+
 
 def config_digest(obj: Any) -> str:
     """A stable short hash of a (nested) config dataclass / dict / value."""
     return hashlib.sha256(json.dumps(_plain(obj), sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def chain_key(stage: str, version: int, config: Any, input_keys: list[str]) -> str:
-    """The key of a stage's artifact: its name, code version, config and the keys of its inputs."""
-    return config_digest({"stage": stage, "version": version, "config": config, "inputs": input_keys})
+def chain_key(stage: str, code: str, config: Any, input_keys: list[str]) -> str:
+    """The key of a stage's artifact: its name, its code's digest, config and its inputs' keys."""
+    return config_digest({"stage": stage, "code": code, "config": config, "inputs": input_keys})
+
+
+def input_files(folder: Path, skip: Path | None = None) -> list[Path]:
+    """Every file under `folder` (or `folder` itself if it is a file), except those under `skip`
+    (a run folder inside the input folder must not change the input's key)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return [folder]
+    skip = None if skip is None else Path(skip).resolve()
+    return [p for p in folder.rglob("*") if p.is_file()
+            and (skip is None or not p.resolve().is_relative_to(skip))]
 
 
 def files_digest(paths: list[Path]) -> str:
@@ -48,15 +61,35 @@ def _plain(obj: Any) -> Any:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    """Write `data` to a temporary file beside `path`, then rename it over `path`: a reader sees the
+    old file or the new one, never half of one. A full or read-only disk is a ReconError naming
+    the file, and leaves nothing behind."""
+    path = Path(path)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
+    except OSError as e:
+        raise ReconError(f"cannot write ({e.strerror or e})", path) from None
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def writable_folder(path: Path) -> Path:
+    """Create the folder `path` (and its parents) and check that a file can be made in it."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, suffix=".probe")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ReconError(f"cannot write the output folder ({e.strerror or e})", path) from None
+    return path
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -6,7 +6,10 @@ A ReconError prints as one line naming the file and the problem, and exits with 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -15,6 +18,7 @@ from typing import Literal, Optional
 
 import tyro
 
+from recon import interrupt
 from recon.errors import ReconError
 from recon.eval.command import Eval
 from recon.pipeline import STAGE_NAMES, RunConfig
@@ -30,8 +34,9 @@ class Run:
     """Folder of photos, or a dataset folder (COLMAP, transforms.json, DTU, LLFF, Middlebury)."""
     out: Path = Path("runs/latest")
     """Run folder: splat.ply, cameras.json, renders/, run.json, run.log, and the stage cache."""
-    preset: str = "default"
-    """Preset from configs/ (fast, default, quality) or a path to a .yaml file."""
+    preset: str = "auto"
+    """auto (fast on a CPU, quality on a CUDA GPU), a preset from configs/ (fast, quality,
+    vanilla) or a path to a .yaml file."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """Where to optimise: auto = CUDA when available, else CPU."""
     until: Optional[StageArg] = None
@@ -48,6 +53,8 @@ class Run:
     """With --viewer: keep showing the result after the run until Ctrl-C."""
     config: RunConfig = field(default_factory=RunConfig)
     """Per-stage settings; defaults come from the preset."""
+    preset_reason: tyro.conf.Suppress[Optional[str]] = None
+    """How `auto` chose the preset (said at the start of the run)."""
 
     def main(self) -> None:
         from recon.events import Observers
@@ -59,7 +66,8 @@ class Run:
         server = _start_live_viewer(obs, self.host, self.port) if self.viewer else None
         t0 = time.perf_counter()
         try:
-            result = run_pipeline(cfg, self.out, obs, images=self.images, until=self.until, force=self.force)
+            result = run_pipeline(cfg, self.out, obs, images=self.images, until=self.until, force=self.force,
+                                  announce=self.preset_reason)
             _print_summary(result, time.perf_counter() - t0)
             if server is not None and self.keep_viewer:
                 print(f"recon viewer: still showing the result at {server.url} — Ctrl-C to stop", flush=True)
@@ -88,9 +96,9 @@ def _print_summary(result, seconds: float) -> None:
     registered = sum(1 for r in reg.values() if r.get("registered")) if reg else len(scene)
     c.print(f"\n[bold]recon[/bold]: {registered}/{len(result.artifacts['source'])} views posed", highlight=False)
     if "optimize" in result.artifacts:
-        g, log = result.artifacts["optimize"]
-        psnr = f", training PSNR {log.psnr[-1]:.2f} dB" if log.psnr else ""
-        c.print(f"  {len(g):,} Gaussians{psnr}", highlight=False)
+        trained = result.artifacts["optimize"]
+        psnr = f", training PSNR {trained.log.psnr[-1]:.2f} dB" if trained.log.psnr else ""
+        c.print(f"  {len(trained.gaussians):,} Gaussians{psnr}", highlight=False)
     c.print(f"  {seconds:.1f} s in all; run folder: {result.run_dir}", highlight=False)
     if "export" in result.artifacts:
         c.print(f"  splat: {result.artifacts['export']['ply']}", highlight=False)
@@ -136,13 +144,13 @@ COMMANDS = {"run": Run, "eval": Eval, "view": View, "export": Export}
 PRESET_COMMANDS = {"run", "eval"}
 
 
-def _preset_from_argv(args: list[str]) -> str:
+def _flag_from_argv(args: list[str], flag: str, default: str) -> str:
     for i, a in enumerate(args):
-        if a == "--preset" and i + 1 < len(args):
+        if a == flag and i + 1 < len(args):
             return args[i + 1]
-        if a.startswith("--preset="):
+        if a.startswith(flag + "="):
             return a.split("=", 1)[1]
-    return "default"
+    return default
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,23 +168,61 @@ def main(argv: list[str] | None = None) -> int:
     try:
         default = None
         if name in PRESET_COMMANDS:
-            from recon.presets import load_preset
+            from recon.presets import load_preset, resolve_preset
 
+            interrupt.install()
             # The preset's values become the defaults that flags override.
             fields = {f.name: f.default if f.default is not dataclasses.MISSING else tyro.MISSING
                       for f in dataclasses.fields(cls)}
-            fields["config"] = load_preset(_preset_from_argv(rest))
-            fields["preset"] = _preset_from_argv(rest)
+            preset, why = resolve_preset(_flag_from_argv(rest, "--preset", "auto"),
+                                         _flag_from_argv(rest, "--device", "auto"))
+            fields["config"] = load_preset(preset)
+            fields["preset"] = preset
+            fields["preset_reason"] = why
             default = cls(**fields)
-        command = tyro.cli(cls, args=rest, prog=f"recon {name}", default=default)
+        command = _parse(cls, rest, f"recon {name}", default)
         command.main()
     except ReconError as e:
         print(f"recon: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("recon: interrupted (finished stages are cached in the run folder)", file=sys.stderr)
-        return 130
+    except BaseException as e:  # a signal may surface as anything (numba wraps it in SystemError)
+        signum = e.signum if isinstance(e, interrupt.Interrupted) else interrupt.received()
+        if signum is None and isinstance(e, KeyboardInterrupt):
+            signum = signal.SIGINT
+        if signum is None:
+            raise
+        where = f" {e.where}" if isinstance(e, interrupt.Interrupted) else ""
+        print(f"recon: interrupted ({signal.Signals(signum).name}){where}; finished work is kept in the "
+              "run folder: run the same command again to resume", file=sys.stderr)
+        return 128 + signum
     return 0
+
+
+def _parse(cls, args: list[str], prog: str, default):
+    """tyro's parse, with its boxed error message turned into one line."""
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            return tyro.cli(cls, args=args, prog=prog, default=default)
+    except SystemExit as e:
+        if e.code in (0, None):
+            sys.stderr.write(captured.getvalue())
+            raise
+        raise ReconError(_one_line(captured.getvalue()) + f" (see {prog} --help)") from None
+
+
+def _one_line(boxed: str) -> str:
+    """The first paragraph of tyro's boxed error, on one line, without the box."""
+    lines = []
+    for line in boxed.splitlines():
+        text = line.strip().strip("│╭╮╰╯").strip()
+        if text.startswith("─") or (lines and text.startswith("For full helptext")):
+            if lines:
+                break
+            continue
+        if text:
+            lines.append(text.strip("─ "))
+    return " ".join(lines) or "invalid arguments"
 
 
 def entrypoint() -> None:

@@ -3,8 +3,10 @@
     ingest → poses → filters → init → optimize → repair → stylize → export
 
 Every stage is a config dataclass (a field of RunConfig) plus a function from input artifacts to
-an output artifact. An artifact's cache key hashes its stage's config and its inputs' keys, so a
-rerun recomputes only the stages whose inputs or config changed.
+an output artifact. An artifact's cache key hashes its stage's config, its inputs' keys and the
+source of its code (recon/code_version.py), so a rerun recomputes only the stages whose inputs,
+config or code changed. A stage that is interrupted raises interrupt.Interrupted; the optimise
+stage resumes from its checkpoint on the next run.
 """
 
 from __future__ import annotations
@@ -19,15 +21,19 @@ from typing import Any, Callable, Literal
 import torch
 
 import recon
-from recon.cache import ArtifactStore, atomic_write_json, chain_key, config_digest, files_digest
+from recon import interrupt
+from recon.cache import (ArtifactStore, atomic_write_json, chain_key, config_digest, files_digest, input_files,
+                         writable_folder)
+from recon.code_version import code_digest
 from recon.errors import ReconError
+from recon.estimate import describe
 from recon.events import Observer
 from recon.scene import Scene
 from recon.stages.export import ExportConfig, run_export
 from recon.stages.ingest import IngestConfig, run_ingest
 from recon.stages.init import InitConfig, run_init
 from recon.stages.optimize import OptimizeConfig, run_optimize
-from recon.stages.passthrough import FiltersConfig, RepairConfig, StylizeConfig, pass_through
+from recon.stages.passthrough import FiltersConfig, RepairConfig, StylizeConfig, pass_through, refuse_unbuilt
 from recon.stages.poses import PosesConfig, run_poses
 
 StageName = Literal["ingest", "poses", "filters", "init", "optimize", "repair", "stylize", "export"]
@@ -59,6 +65,8 @@ class Context:
     run_dir: Path
     device: str
     obs: Observer
+    stage_dir: Path | None = None
+    """The running stage's cache folder (RUN/cache/STAGE-KEY/), for its checkpoints."""
 
 
 @dataclass
@@ -66,8 +74,10 @@ class Stage:
     name: StageName
     inputs: tuple[str, ...]
     run: Callable[..., Any]  # (ctx, *input artifacts) -> artifact
-    version: int = 1  # bump when the stage's code changes what it produces
-    cached: bool = True  # False: cheap or pass-through stages that always run
+    code: str = ""
+    """The module that does the stage's work: its source and everything it imports key the cache."""
+    cached: bool = True  # False: cheap stages that always run
+    passthrough: bool = False  # not built yet: hands its input on, and its key with it
 
 
 def _poses(ctx: Context, scene: Scene) -> Scene:
@@ -78,20 +88,25 @@ def _poses(ctx: Context, scene: Scene) -> Scene:
 
 # The whole pipeline on one screen. "source" is the ingested scene the run starts from.
 GRAPH: list[Stage] = [
-    Stage("ingest", ("source",), lambda ctx, s: s, cached=False),
-    Stage("poses", ("ingest",), _poses),
-    Stage("filters", ("poses",), lambda ctx, s: pass_through("filters", s, ctx.obs), cached=False),
-    Stage("init", ("filters",), lambda ctx, s: run_init(ctx.cfg.init, s, ctx.obs)),
+    Stage("ingest", ("source",), lambda ctx, s: s, "recon.stages.ingest", cached=False),
+    Stage("poses", ("ingest",), _poses, "recon.stages.poses"),
+    Stage("filters", ("poses",), lambda ctx, s: pass_through("filters", s, ctx.obs), cached=False,
+          passthrough=True),
+    Stage("init", ("filters",), lambda ctx, s: run_init(ctx.cfg.init, s, ctx.obs), "recon.stages.init"),
     Stage("optimize", ("filters", "init"),
-          lambda ctx, s, g: run_optimize(ctx.cfg.optimize, s, g, ctx.obs, ctx.device,
-                                        ctx.cfg.share_cpu)),
-    Stage("repair", ("optimize",), lambda ctx, r: pass_through("repair", r, ctx.obs), cached=False),
-    Stage("stylize", ("repair",), lambda ctx, r: pass_through("stylize", r, ctx.obs), cached=False),
+          lambda ctx, s, g: run_optimize(ctx.cfg.optimize, s, g, ctx.obs, ctx.device, ctx.cfg.share_cpu,
+                                         ctx.stage_dir / CHECKPOINT),
+          "recon.stages.optimize"),
+    Stage("repair", ("optimize",), lambda ctx, r: pass_through("repair", r, ctx.obs), cached=False,
+          passthrough=True),
+    Stage("stylize", ("repair",), lambda ctx, r: pass_through("stylize", r, ctx.obs), cached=False,
+          passthrough=True),
     Stage("export", ("filters", "stylize"),
-          lambda ctx, s, r: run_export(ctx.cfg.export, s, r[0], ctx.run_dir, ctx.obs, ctx.device),
-          cached=False),  # always rewrite the deliverables so a deleted file comes back
+          lambda ctx, s, r: run_export(ctx.cfg.export, s, r.gaussians, ctx.run_dir, ctx.obs, ctx.device),
+          "recon.stages.export", cached=False),  # always rewrite the deliverables so a deleted file comes back
 ]
 STAGE_NAMES: list[str] = [s.name for s in GRAPH]
+CHECKPOINT = "checkpoint.pt"
 
 
 @dataclass
@@ -120,14 +135,16 @@ def run_pipeline(
     scene_key: str | None = None,
     until: str | None = None,
     force: str | None = None,
+    announce: str | None = None,
 ) -> RunResult:
     """Run the graph on `images` (a folder) or on an already loaded `scene` (with a `scene_key`
-    that identifies it for the cache, e.g. a protocol's split)."""
+    that identifies it for the cache, e.g. a protocol's split). `announce` is said, with the
+    time estimate, once the input has been read."""
     for name in (until, force):
         if name is not None and name not in STAGE_NAMES:
             raise ReconError(f"unknown stage '{name}'; stages are: {', '.join(STAGE_NAMES)}")
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    refuse_unbuilt(cfg.filters, cfg.repair, cfg.stylize)
+    run_dir = writable_folder(Path(run_dir))
     ctx = Context(cfg, run_dir, resolve_device(cfg.device), obs)
     store = ArtifactStore(run_dir)
     if force is not None:
@@ -140,8 +157,9 @@ def run_pipeline(
         if images is None:
             raise ValueError("run_pipeline needs images or scene")
         scene = run_ingest(cfg.ingest, images, obs)
-        paths = [p for p in Path(images).rglob("*") if p.is_file()] if Path(images).is_dir() else [Path(images)]
-        scene_key = config_digest([files_digest(paths), cfg.ingest])
+        scene_key = config_digest([files_digest(input_files(Path(images), skip=run_dir)), cfg.ingest])
+    posed = bool(scene.meta.get("posed", False))
+    obs.log("; ".join(filter(None, [announce, describe(scene, cfg.optimize.steps, ctx.device, posed)])))
     artifacts: dict[str, Any] = {"source": scene}
     keys: dict[str, str] = {"source": scene_key or config_digest(scene.source)}
     seconds: dict[str, float] = {}
@@ -151,17 +169,17 @@ def run_pipeline(
         if stage.name != "ingest":
             obs.stage_started(stage.name)
             t0 = time.perf_counter()
-        section = getattr(cfg, stage.name, None)
-        device_part = ctx.device if stage.name == "optimize" else None
-        key = chain_key(stage.name, stage.version, [section, device_part], [keys[i] for i in stage.inputs])
+        key = stage_key(stage, cfg, ctx.device, [keys[i] for i in stage.inputs])
         if stage.cached and store.has(stage.name, key):
             artifacts[stage.name] = store.load(stage.name, key)
             cached[stage.name] = True
         else:
-            artifacts[stage.name] = stage.run(ctx, *[artifacts[i] for i in stage.inputs])
+            ctx.stage_dir = store.folder(stage.name, key)
+            artifacts[stage.name] = _run_stage(stage, ctx, [artifacts[i] for i in stage.inputs])
             cached[stage.name] = False
             if stage.cached:
                 store.save(stage.name, key, artifacts[stage.name])
+                (ctx.stage_dir / CHECKPOINT).unlink(missing_ok=True)  # the artifact supersedes it
         keys[stage.name] = key
         seconds[stage.name] = time.perf_counter() - t0
         obs.stage_finished(stage.name, seconds[stage.name], cached[stage.name])
@@ -174,14 +192,39 @@ def run_pipeline(
     return RunResult(run_dir, artifacts, seconds, cached)
 
 
+def stage_key(stage: Stage, cfg: RunConfig, device: str, input_keys: list[str]) -> str:
+    """The cache key of `stage`'s artifact. A pass-through stage hands its input's key on, so
+    settings of stages that are not built yet cannot invalidate the stages after them."""
+    if stage.passthrough:
+        return input_keys[0]
+    section = getattr(cfg, stage.name, None)
+    device_part = device if stage.name == "optimize" else None
+    return chain_key(stage.name, code_digest(stage.code), [section, device_part], input_keys)
+
+
+def _run_stage(stage: Stage, ctx: Context, inputs: list[Any]) -> Any:
+    """Run one stage; whatever a signal leaves behind (a KeyboardInterrupt, or the SystemError
+    numba wraps it in) becomes one interrupt.Interrupted that names the stage."""
+    try:
+        return stage.run(ctx, *inputs)
+    except interrupt.Interrupted:
+        raise
+    except BaseException as e:
+        signum = interrupt.received()
+        if signum is None:
+            raise
+        raise interrupt.Interrupted(signum, f"during {stage.name}") from e
+
+
 def _write_run_json(run_dir: Path, cfg: RunConfig, device: str, seconds: dict, cached: dict,
                     artifacts: dict) -> None:
     import gsplat
 
     summary: dict[str, Any] = {"views": len(artifacts["source"])}
     if "optimize" in artifacts:
-        g, log = artifacts["optimize"]
-        summary.update(num_gaussians=len(g), final_psnr=log.psnr[-1] if log.psnr else None)
+        trained = artifacts["optimize"]
+        summary.update(num_gaussians=len(trained.gaussians),
+                       final_psnr=trained.log.psnr[-1] if trained.log.psnr else None)
     atomic_write_json(run_dir / "run.json", {
         "recon_version": recon.__version__,
         "versions": {"torch": torch.__version__, "gsplat": gsplat.__version__, "python": platform.python_version()},

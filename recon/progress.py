@@ -8,6 +8,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from recon.cache import writable_folder
+from recon.errors import ReconError
 from recon.events import Observer
 
 
@@ -58,11 +60,14 @@ class RunLog(Observer):
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        writable_folder(self.path.parent)
 
     def _write(self, text: str) -> None:
-        with open(self.path, "a") as f:
-            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
+        try:
+            with open(self.path, "a") as f:
+                f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
+        except OSError as e:
+            raise ReconError(f"cannot write the run log ({e.strerror or e})", self.path) from None
 
     def stage_started(self, stage: str) -> None:
         self._write(f"[{stage}] started")

@@ -12,15 +12,25 @@ import torch
 from recon.errors import ReconError
 from recon.events import Observer
 from recon.gaussians import Gaussians
-from recon.presets import load_preset, preset_names
+from recon.presets import load_preset, preset_names, resolve_preset
 from recon.stages.optimize import run_optimize
 
 
 def test_every_preset_loads():
     names = preset_names()
-    assert {"fast", "default", "quality", "vanilla"} <= set(names)
+    assert {"fast", "quality", "vanilla"} <= set(names)
     for name in names:
         load_preset(name)
+
+
+def test_auto_picks_fast_on_a_cpu_and_quality_on_cuda(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_preset("auto")[0] == "fast"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    name, why = resolve_preset("auto")
+    assert name == "quality" and "CUDA" in why
+    assert resolve_preset("auto", device="cpu")[0] == "fast", "--device cpu on a CUDA machine"
+    assert resolve_preset("vanilla") == ("vanilla", None)
 
 
 def test_vanilla_switches_every_few_view_part_off():
@@ -29,26 +39,21 @@ def test_vanilla_switches_every_few_view_part_off():
     assert not (cfg.init.stereo.enabled or cfg.init.hull.enabled or cfg.init.sift.enabled)
     reg = cfg.optimize.regularize
     assert not cfg.optimize.use_masks and cfg.optimize.background == "black"
-    assert reg.opacity_entropy == reg.scale == reg.depth_smooth == 0
-    assert reg.pseudo.every == 0 and not reg.coreg.enabled and reg.proximity.every == 0
-    assert not reg.depth_prior.model
+    assert reg.filter_3d == 0 and reg.pseudo.every == 0 and not reg.depth_prior.model
+    from recon.train.registry import build_parts
+
+    from synthetic import synthetic_scene
+
+    assert build_parts(cfg.optimize, synthetic_scene(2)) == [], "no part is switched on"
 
 
-def test_fast_uses_the_few_view_parts_and_a_short_schedule():
-    fast, default = load_preset("fast"), load_preset("default")
-    assert fast.init.stereo.enabled and fast.init.hull.enabled and fast.optimize.use_masks
-    assert fast.optimize.steps < default.optimize.steps
-    assert not fast.optimize.regularize.depth_prior.model, "no weights by default"
-
-
-def test_default_and_quality_keep_the_fast_presets_parts_on_longer_schedules():
-    fast = load_preset("fast")
-    for name in ("default", "quality"):
-        cfg = load_preset(name)
+def test_fast_uses_the_few_view_parts_and_quality_keeps_them_on_a_longer_schedule():
+    fast, quality = load_preset("fast"), load_preset("quality")
+    for cfg in (fast, quality):
         assert cfg.init.stereo.enabled and cfg.init.hull.enabled and cfg.optimize.use_masks
-        assert cfg.optimize.regularize.pseudo == fast.optimize.regularize.pseudo
-        assert cfg.optimize.steps > fast.optimize.steps
-    assert load_preset("quality").optimize.steps >= load_preset("default").optimize.steps
+        assert not cfg.optimize.regularize.depth_prior.model, "no weights by default"
+    assert quality.optimize.regularize.pseudo == fast.optimize.regularize.pseudo
+    assert fast.optimize.steps < quality.optimize.steps
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +106,7 @@ def test_optimise_with_the_depth_prior(tiny_depth_model, scene):
 
     cfg = OptimizeConfig(steps=3, backend="cpu")
     cfg.densify = dataclasses.replace(cfg.densify, enabled=False)
-    dp = dataclasses.replace(cfg.regularize.depth_prior, model=str(tiny_depth_model), weight=0.5,
-                             pseudo_weight=0.5)
+    dp = dataclasses.replace(cfg.regularize.depth_prior, model=str(tiny_depth_model), weight=0.5)
     pseudo = dataclasses.replace(cfg.regularize.pseudo, every=1, scale=1.0)
     cfg.regularize = dataclasses.replace(cfg.regularize, depth_prior=dp, pseudo=pseudo)
     pts = np.random.default_rng(0).normal(size=(100, 3)).astype(np.float32) * 0.5
@@ -112,6 +116,6 @@ def test_optimise_with_the_depth_prior(tiny_depth_model, scene):
         def log(self, message):
             logs.append(message)
 
-    g, log = run_optimize(cfg, scene, Gaussians.from_points(pts, None, sh_degree=0, scale=0.2), Log())
+    log = run_optimize(cfg, scene, Gaussians.from_points(pts, None, sh_degree=0, scale=0.2), Log()).log
     assert len(log.loss) and np.isfinite(log.loss).all()
     assert any("depth prior" in m for m in logs)

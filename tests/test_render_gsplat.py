@@ -12,8 +12,18 @@ from recon.render import rasterize, resolve_backend
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="gsplat backend needs a CUDA GPU")
 
 
-def test_auto_picks_cpu_without_cuda():
-    assert resolve_backend("auto") == ("gsplat" if torch.cuda.is_available() else "cpu")
+def test_auto_follows_the_tensors_not_the_machine(monkeypatch):
+    """On a machine with CUDA, CPU tensors (`--device cpu`, the viewer's exact renders, export)
+    still go to the cpu backend: faked here by making torch report a GPU."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_backend("auto", "cpu") == "cpu"
+    assert resolve_backend("auto", torch.device("cuda", 0)) == "gsplat"
+    means = torch.zeros(1, 3)
+    means[0, 2] = 2.0
+    _, alpha, meta = rasterize(means, torch.tensor([[1.0, 0, 0, 0]]), torch.full((1, 3), 0.3), torch.ones(1),
+                               torch.ones(1, 3), torch.eye(4)[None],
+                               torch.tensor([[[8.0, 0, 4], [0, 8.0, 4], [0, 0, 1]]]), 8, 8)
+    assert meta["backend"] == "cpu" and alpha.max() > 0.5
 
 
 def test_gsplat_backend_refuses_cpu_tensors():

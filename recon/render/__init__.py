@@ -4,7 +4,8 @@ Backends:
   gsplat     CUDA, through gsplat itself.
   cpu        recon's numba kernels (tile binning, per-tile depth sort, analytic backward).
   reference  dense pure torch; the test oracle and fine for tiny scenes.
-  auto       gsplat when CUDA is available, else cpu.
+  auto       from where the tensors are: gsplat for CUDA tensors, cpu for CPU tensors (so CPU
+             tensors work on a machine with CUDA: `--device cpu`, the viewer's exact renders).
 
 The reference backend projects in vectorised torch (recon.render.projection, the specification);
 the cpu backend runs the same projection as numba kernels (cpu_projection). Both evaluate SH in
@@ -27,11 +28,12 @@ BACKENDS = ("auto", "gsplat", "cpu", "reference")
 RENDER_MODES = ("RGB", "D", "RGB+D")
 
 
-def resolve_backend(backend: str) -> str:
+def resolve_backend(backend: str, device: torch.device | str = "cpu") -> str:
+    """The backend `backend` means for tensors on `device` (auto: gsplat on CUDA, else cpu)."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown render backend {backend!r}; choose one of {BACKENDS}")
     if backend == "auto":
-        return "gsplat" if torch.cuda.is_available() else "cpu"
+        return "gsplat" if torch.device(device).type == "cuda" else "cpu"
     return backend
 
 
@@ -63,7 +65,7 @@ def rasterize(
     if render_mode not in RENDER_MODES:
         raise ValueError(f"render_mode must be one of {RENDER_MODES}, got {render_mode!r}")
     _check_shapes(means, quats, scales, opacities, viewmats, Ks, width, height)
-    name = resolve_backend(backend)
+    name = resolve_backend(backend, means.device)
     if name == "gsplat":
         from .gsplat_backend import rasterize_gsplat
 

@@ -1,0 +1,48 @@
+"""A rough estimate of a run's time on this machine, said at the start of `recon run`.
+
+A linear model per stage, fitted to this project's measurements on a 2-core x86-64 CPU
+(docs/benchmarks.md, "time estimate"); the GPU figures are gsplat's own (its 2,000-step fit of
+50k Gaussians to 3 views at 400×300 took 4.6 s on an H200) and recon's CUDA path is untested.
+"""
+
+from __future__ import annotations
+
+import os
+
+from recon.scene import Scene
+
+# optimise: ms per step ≈ STEP_MS[0] + STEP_MS[1] × megapixels of one view (fast preset, 2 cores)
+CPU_STEP_MS = (20.0, 420.0)
+GPU_STEP_MS = (2.0, 5.0)
+# poses from plain photos: SIFT + SfM, s per view (lund_door 4 views at 1296×1936: 24 s)
+SFM_S_PER_VIEW = 7.0
+# init with stereo seeds: s per view and megapixel (DTU scan37, 3 views at 400×300: 4 s)
+INIT_S_PER_VIEW_MP = 10.0
+
+
+def estimate_seconds(scene: Scene, steps: int, device: str, posed: bool) -> dict[str, float]:
+    """Seconds per stage: {"poses", "init", "optimize"} (0 for work that will not run)."""
+    mp = sum(v.camera.width * v.camera.height for v in scene.views) / max(len(scene), 1) / 1e6
+    cores = os.cpu_count() or 1
+    slow = max(1.0, 2.0 / cores)  # measured on 2 cores; more cores are not assumed to help
+    a, b = GPU_STEP_MS if device == "cuda" else CPU_STEP_MS
+    return {
+        "poses": 0.0 if posed else SFM_S_PER_VIEW * len(scene) * slow,
+        "init": INIT_S_PER_VIEW_MP * len(scene) * mp * slow,
+        "optimize": steps * (a + b * mp) / 1000 * (1.0 if device == "cuda" else slow),
+    }
+
+
+def describe(scene: Scene, steps: int, device: str, posed: bool) -> str:
+    """One line: the estimate and what it is made of."""
+    parts = estimate_seconds(scene, steps, device, posed)
+    total = sum(parts.values())
+    v = scene.views[0].camera
+    what = ", ".join(f"{k} {_fmt(s)}" for k, s in parts.items() if s > 0)
+    gpu = "; recon's GPU path is untested" if device == "cuda" else ""
+    return (f"estimate: about {_fmt(total)} on this machine ({what}; {len(scene)} views at "
+            f"{v.width}×{v.height}, {steps} steps{gpu})")
+
+
+def _fmt(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
