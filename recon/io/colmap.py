@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from recon.cache import atomic_write_text
 from recon.errors import ReconError
 from recon.io.images import ImageSpec, is_image_file, load_views, save_image, save_mask, select
 from recon.scene import Camera, Scene
@@ -201,18 +202,18 @@ def write_colmap_text(
         img_lines.append(f"{i} " + " ".join(f"{x:.17g}" for x in (*q, *t)) + f" {cam_ids[key]} {fname}\n\n")
 
     header = "# written by recon\n"
-    (model_dir / "cameras.txt").write_text(
-        header + "# CAMERA_ID, MODEL, WIDTH, HEIGHT, PARAMS[]\n" + "".join(line + "\n" for line in cam_lines))
-    (model_dir / "images.txt").write_text(
-        header + "# IMAGE_ID, QW, QX, QY, QZ, TX, TY, TZ, CAMERA_ID, NAME\n#   POINTS2D[] as (X, Y, POINT3D_ID)\n"
-        + "".join(img_lines))
+    atomic_write_text(model_dir / "cameras.txt",
+                      header + "# CAMERA_ID, MODEL, WIDTH, HEIGHT, PARAMS[]\n" + "".join(line + "\n" for line in cam_lines))
+    atomic_write_text(model_dir / "images.txt",
+                      header + "# IMAGE_ID, QW, QX, QY, QZ, TX, TY, TZ, CAMERA_ID, NAME\n"
+                      "#   POINTS2D[] as (X, Y, POINT3D_ID)\n" + "".join(img_lines))
     pts = np.zeros((0, 3)) if points is None else np.asarray(points, dtype=np.float64).reshape(-1, 3)
     cols = np.full((len(pts), 3), 0.5) if point_colors is None else np.asarray(point_colors).reshape(-1, 3)
     rgb = np.clip(np.round(cols * 255), 0, 255).astype(int)
-    with open(model_dir / "points3D.txt", "w") as f:
-        f.write(header + "# POINT3D_ID, X, Y, Z, R, G, B, ERROR, TRACK[] as (IMAGE_ID, POINT2D_IDX)\n")
-        for j, (p, c) in enumerate(zip(pts, rgb), start=1):
-            f.write(f"{j} {p[0]:.17g} {p[1]:.17g} {p[2]:.17g} {c[0]} {c[1]} {c[2]} 0\n")
+    rows = "".join(f"{j} {p[0]:.17g} {p[1]:.17g} {p[2]:.17g} {c[0]} {c[1]} {c[2]} 0\n"
+                   for j, (p, c) in enumerate(zip(pts, rgb), start=1))
+    atomic_write_text(model_dir / "points3D.txt",
+                      header + "# POINT3D_ID, X, Y, Z, R, G, B, ERROR, TRACK[] as (IMAGE_ID, POINT2D_IDX)\n" + rows)
     return model_dir
 
 

@@ -17,12 +17,15 @@ optional mask path) and call `load_views`, which rescales the camera to the pixe
 from __future__ import annotations
 
 from collections.abc import Sequence
+import io
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from recon.cache import atomic_write_bytes
 from recon.errors import ReconError
 from recon.scene import Camera, View
 
@@ -34,14 +37,41 @@ def is_image_file(path: Path) -> bool:
     return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_EXTENSIONS
 
 
-def _open(path: Path, oriented: bool = True) -> Image.Image:
-    """Open and fully decode an image (EXIF orientation applied if `oriented`), or raise ReconError."""
+MAX_PIXELS = 2 * 89_478_485
+"""Larger images are refused: Pillow's own decompression-bomb limit (a 179-megapixel photo would
+take over 2 GB as float32, and a crafted file could claim far more)."""
+REDUCE_ABOVE = 24_000_000
+"""Images with more pixels are shrunk by an integer box filter while still 8-bit, before the
+float conversion, whenever they are loaded at half their size or less (memory stays bounded)."""
+
+
+def _open(path: Path, oriented: bool = True, size: tuple[int, int] | None = None) -> Image.Image:
+    """Open and fully decode an image (EXIF orientation applied if `oriented`), or raise ReconError.
+    With `size` (the oriented size it will be resized to), a large image is decoded smaller: JPEG
+    through its DCT scaling (`draft`), others by an 8-bit box reduction, never below 2× `size`."""
     if not path.is_file():
         raise ReconError("image file not found", path)
     try:
-        with Image.open(path) as im:
-            im.load()  # decode now: a truncated file only fails here
-            return ImageOps.exif_transpose(im) if oriented else im.copy()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size is checked here
+            with Image.open(path) as im:
+                w, h = im.size
+                if w * h > MAX_PIXELS:
+                    raise ReconError(f"image is {w}x{h} ({w * h / 1e6:.0f} megapixels), over the limit of "
+                                     f"{MAX_PIXELS / 1e6:.0f}: downscale it first", path)
+                swap = oriented and im.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+                stored = None if size is None else ((size[1], size[0]) if swap else tuple(size))
+                if stored is not None and im.format == "JPEG" and 2 * stored[0] <= w and 2 * stored[1] <= h:
+                    im.draft(im.mode, (2 * stored[0], 2 * stored[1]))
+                im.load()  # decode now: a truncated file only fails here
+                if stored is not None and im.width * im.height > REDUCE_ABOVE:
+                    f = min(im.width // (2 * stored[0]), im.height // (2 * stored[1]))
+                    if f >= 2:
+                        im = im.reduce(f)
+                return ImageOps.exif_transpose(im) if oriented else im.copy()
+    except Image.DecompressionBombError:
+        raise ReconError(f"image is over the limit of {MAX_PIXELS / 1e6:.0f} megapixels: downscale it first",
+                         path) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise ReconError(f"cannot read image: {_reason(e)}", path) from None
 
@@ -60,7 +90,10 @@ def image_size(path: str | Path, *, oriented: bool = True) -> tuple[int, int]:
     if not path.is_file():
         raise ReconError("image file not found", path)
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+        with im:
             w, h = im.size
             if not oriented:
                 return w, h
@@ -75,6 +108,9 @@ def image_size(path: str | Path, *, oriented: bool = True) -> tuple[int, int]:
             if exif.get(0x0112, 1) in (5, 6, 7, 8):
                 w, h = h, w
             return w, h
+    except Image.DecompressionBombError:
+        raise ReconError(f"image is over the limit of {MAX_PIXELS / 1e6:.0f} megapixels: downscale it first",
+                         path) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise ReconError(f"cannot read image: {_reason(e)}", path) from None
 
@@ -143,7 +179,7 @@ def read_image(
     """(RGB float32 [H,W,3], alpha float32 [H,W] or None), resized to size=(w, h) if given.
     oriented=False ignores the EXIF orientation (for cameras calibrated on the stored pixels)."""
     path = Path(path)
-    rgb, alpha = _to_float(_open(path, oriented))
+    rgb, alpha = _to_float(_open(path, oriented, size))
     if rgb.shape[2] == 1:
         rgb = np.repeat(rgb, 3, axis=2)
     if size is not None:
@@ -288,11 +324,18 @@ def select(specs: Sequence[ImageSpec], indices: Sequence[int] | None, source: st
     return [by_index[i] for i in indices]
 
 
+def _save(path: str | Path, im: Image.Image) -> None:
+    path = Path(path)
+    buf = io.BytesIO()
+    im.save(buf, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
+    atomic_write_bytes(path, buf.getvalue())
+
+
 def save_image(path: str | Path, rgb: np.ndarray) -> None:
-    """Write float RGB [H,W,3] in [0,1] as an 8-bit image (format from the suffix)."""
-    Image.fromarray(np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8)).save(path)
+    """Atomically write float RGB [H,W,3] in [0,1] as an 8-bit image (format from the suffix)."""
+    _save(path, Image.fromarray(np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8)))
 
 
 def save_mask(path: str | Path, mask: np.ndarray) -> None:
-    """Write a bool mask [H,W] as an 8-bit grayscale image (255 on the object)."""
-    Image.fromarray(mask.astype(np.uint8) * 255).save(path)
+    """Atomically write a bool mask [H,W] as an 8-bit grayscale image (255 on the object)."""
+    _save(path, Image.fromarray(mask.astype(np.uint8) * 255))

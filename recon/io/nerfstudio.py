@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from recon.cache import atomic_write_text
 from recon.errors import ReconError
 from recon.io.images import ImageSpec, load_views, save_image, save_mask, select
 from recon.scene import Camera, Scene
@@ -231,8 +232,7 @@ def write_transforms(
     out["frames"] = frames
     if ply_file_path:
         out["ply_file_path"] = ply_file_path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2))
+    atomic_write_text(path, json.dumps(out, indent=2))
     return path
 
 

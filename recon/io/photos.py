@@ -57,25 +57,42 @@ def default_focal_px(width: int, height: int, fov_deg: float = DEFAULT_FOV_DEG) 
     return max(width, height) / 2.0 / math.tan(math.radians(fov_deg) / 2.0)
 
 
-def _thumb(image: np.ndarray) -> np.ndarray:
-    """A 16x16 grey thumbnail: equal for the same picture even after re-encoding or resizing."""
+def _grey(image: np.ndarray, size: int) -> np.ndarray:
     grey = image @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    return np.asarray(Image.fromarray(grey.astype(np.float32)).resize((16, 16), Image.BOX))
+    return np.asarray(Image.fromarray(grey.astype(np.float32)).resize((size, size), Image.BOX))
+
+
+def constant_photo(image: np.ndarray, tol: float = 2 / 255) -> str | None:
+    """"all black", "all white" or "a single colour" for a photo with no content (every pixel
+    within `tol` of the mean), else None."""
+    if float(image.std(axis=(0, 1)).max()) > tol:
+        return None
+    level = float(image.mean())
+    return "all black" if level < 0.02 else "all white" if level > 0.98 else "a single colour"
 
 
 def find_duplicates(names: list[str], images: list[np.ndarray], tol: float = 1.5 / 255) -> list[tuple[str, str]]:
-    """Pairs of views that show the same picture (thumbnails within `tol` mean absolute difference).
+    """Pairs of views that show the same picture: 16×16 thumbnails within `tol` mean absolute
+    difference, and 64×64 ones that correlate (so two photos of noise, whose thumbnails are
+    both flat grey, are not the same picture: their problem is that nothing matches).
 
     Duplicates break SfM (a zero-baseline pair) and waste a view, so they are refused by name.
     """
-    thumbs = [_thumb(im) for im in images]
+    thumbs = [_grey(im, 16) for im in images]  # equal for the same picture re-encoded or resized
+    detail = [_grey(im, 64) for im in images]
     aspect = [round(im.shape[1] / im.shape[0], 2) for im in images]
     dups = []
     for i in range(len(images)):
         for j in range(i + 1, len(images)):
-            if aspect[i] == aspect[j] and float(np.abs(thumbs[i] - thumbs[j]).mean()) < tol:
+            if aspect[i] == aspect[j] and float(np.abs(thumbs[i] - thumbs[j]).mean()) < tol \
+                    and _correlation(detail[i], detail[j]) > 0.9:
                 dups.append((names[i], names[j]))
     return dups
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a - a.mean(), b - b.mean()
+    return float((a * b).sum() / max(np.sqrt((a * a).sum() * (b * b).sum()), 1e-12))
 
 
 def _view_names(paths: list[Path]) -> list[str]:
@@ -111,6 +128,11 @@ def load_photos(folder: str | Path, max_size: int | None = None) -> Scene:
         focal_source[name] = source
         K = np.array([[f, 0.0, w / 2.0], [0.0, f, h / 2.0], [0.0, 0.0, 1.0]])
         views.append(View(name=name, index=idx, camera=Camera(K, np.eye(4), w, h), image=image))
+    blank = [(v.name, what) for v in views if (what := constant_photo(v.image)) is not None]
+    if blank:
+        listed = ", ".join(f"{paths[names.index(n)].name} is {what}" for n, what in blank)
+        raise ReconError(f"{listed}: a photo without content has nothing to reconstruct (or match); "
+                         "remove it", folder)
     dups = find_duplicates(names, [v.image for v in views])
     if dups:
         listed = "; ".join(f"{a} and {b}" for a, b in dups)

@@ -58,6 +58,7 @@ class SfmResult:
     point_colors: np.ndarray  # [P,3] in [0,1]
     registration: dict[str, dict]  # name → {"registered", "reproj_error", "observations"}
     method: str = ""  # which features made it: "sift", "affine-sift" or "learned"
+    best_pair_inliers: int = 0  # verified matches of the best-matched pair of photos
 
     @property
     def registered(self) -> list[str]:
@@ -185,7 +186,9 @@ def _reconstruct(views: Sequence[View], focal_known: dict[str, bool], opts: SfmO
             best, best_level = rec, level
         if got == len(views):
             break
-    return _to_result(best, views, ids, opts), best_level
+    result = _to_result(best, views, ids, opts)
+    result.best_pair_inliers = pairs[0][2] if pairs else 0
+    return result, best_level
 
 
 def run_sfm(views: Sequence[View], focal_known: dict[str, bool], opts: SfmOptions, log: Log,
@@ -210,6 +213,8 @@ def run_sfm(views: Sequence[View], focal_known: dict[str, bool], opts: SfmOption
             result, level = _reconstruct(views, focal_known, opts, features, matcher, work, log)
             result.method = features
             # A later pass exists to fix a weak model, so it wins ties.
+            if best is not None:
+                result.best_pair_inliers = max(result.best_pair_inliers, best.best_pair_inliers)
             if best is None or len(result.registered) >= len(best.registered):
                 best = result
             if _strong(result, level, opts):

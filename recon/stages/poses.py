@@ -91,6 +91,7 @@ class _Estimate:
     points: np.ndarray
     colors: np.ndarray
     registration: dict[str, dict]
+    best_pair_inliers: int | None = None  # SfM: verified matches of the best pair (None: no SfM)
 
 
 def _sfm_options(cfg: PosesConfig):
@@ -106,7 +107,8 @@ def _from_sfm(result, scene: Scene) -> _Estimate:
     for v in scene.views:
         if v.name in result.world_to_cam:
             cams[v.name] = Camera(result.K[v.name], result.world_to_cam[v.name], v.camera.width, v.camera.height)
-    return _Estimate(result.method, cams, result.distortion, result.points, result.point_colors, result.registration)
+    return _Estimate(result.method, cams, result.distortion, result.points, result.point_colors, result.registration,
+                     result.best_pair_inliers)
 
 
 def _estimate(cfg: PosesConfig, scene: Scene, obs: Observer) -> _Estimate:
@@ -155,6 +157,11 @@ def _from_prior(cfg: PosesConfig, scene: Scene, log) -> _Estimate:
 def _failure_message(missing: list[str], est: _Estimate, n: int) -> str:
     tried = {"sift": "SIFT SfM", "affine-sift": "affine-SIFT SfM", "learned": "a learned matcher",
              "prior": "a point-map prior"}.get(est.method, est.method)
+    if est.best_pair_inliers is not None and est.best_pair_inliers < 15:
+        found = "no pair" if est.best_pair_inliers == 0 else f"at best {est.best_pair_inliers} for one pair"
+        return (f"nothing matches: no two of the {n} photos share features that agree on a camera motion "
+                f"(verified matches: {found}). Are they photos of one scene, each overlapping another? "
+                "Or give known camera files (a COLMAP sparse/0 or a transforms.json in the photo folder)")
     return (f"{len(missing)} of {n} views could not be posed with {tried}: {', '.join(missing)}. "
             "Try: photos with more overlap (each sharing most of the scene with a neighbour, 10–30° apart); "
             "known camera files (a COLMAP sparse/0 or a transforms.json in the photo folder); "
