@@ -1,28 +1,35 @@
-"""Compare recon's cpu backend with gsplat on a CUDA machine, and time gsplat on the same cases.
+"""GPU readiness in one run: recon's cpu backend against gsplat, `auto` following the tensors, and a
+short fast-preset optimisation end to end on CUDA. Prints tables and one verdict line.
 
-For each case: random Gaussians (SH degree 3) in front of C cameras; both backends render and
-back-propagate the same random weighting of renders and alphas; the table gives the image error
-(max / mean abs), whether the radii agree, the worst relative gradient error over the five
-Gaussian tensors (‖g_cpu − g_gsplat‖ / ‖g_gsplat‖, and which tensor), and fwd+bwd seconds for
-gsplat (median of 20, synchronised) and the cpu backend (median of 3). Then the issue-3 benchmark
-cases a/b/c timed on gsplat alone. Budget: gsplat's first use compiles its CUDA code (≈1 min).
+For each render case: random Gaussians (SH degree 3) in front of C cameras; both backends render
+and back-propagate the same random weighting of renders and alphas. gsplat evaluates exp with
+fast-math, so single pixels near the 1/255 alpha cut differ by more than float rounding; the gates
+are therefore robust statistics, not the worst pixel:
+  mean |image error| < 1e-5, pixels with error > 1e-3 < 0.1%, radii agreeing ≥ 99.9%,
+  worst relative gradient error (‖g_cpu − g_gsplat‖ / ‖g_gsplat‖ over the five tensors) < 1e-2.
+Then the end-to-end run: a synthetic posed scene (made here, nothing read from disk), the fast
+preset's init and optimisation on CUDA; it must finish, stay finite and fit (PSNR > 20 dB).
 
   python scripts/device_check.py [--quick]
-  python scripts/device_check.py --self-test   # no GPU: the same table, dense reference vs cpu
+  python scripts/device_check.py --self-test   # no GPU: the same checks, dense reference vs cpu, on the CPU
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # synthetic.py: the test scenes
 
 import torch  # noqa: E402
 
@@ -35,6 +42,7 @@ CASES = [  # name, N, width, height, cameras, render_mode
     ("odd-size-d", 5_000, 101, 67, 1, "D"),
     ("dense-400x300", 100_000, 400, 300, 1, "RGB"),
 ]
+GATES = {"img_mean": 1e-5, "share_1e3": 1e-3, "radii_equal": 0.999, "grad_rel": 1e-2}
 
 
 def scene(n: int, width: int, height: int, cams: int, seed: int = 0):
@@ -83,75 +91,129 @@ def run(backend: str, device: str, params, viewmats, Ks, width, height, mode, re
     return out, statistics.median(times[1:] or times)
 
 
-def compare(cpu, gs) -> dict:
-    img = torch.cat([cpu[0], cpu[1]], -1) - torch.cat([gs[0], gs[1]], -1)
+def compare(cpu, other) -> dict:
+    err = (torch.cat([cpu[0], cpu[1]], -1) - torch.cat([other[0], other[1]], -1)).abs()
     worst, worst_name = 0.0, ""
     for n in NAMES:
-        ref = gs[3][n]
+        ref = other[3][n]
         rel = ((cpu[3][n] - ref).norm() / ref.norm().clamp_min(1e-20)).item()
         if rel > worst:
             worst, worst_name = rel, n
-    return {"img_max": img.abs().max().item(), "img_mean": img.abs().mean().item(),
-            "radii_equal": (cpu[2] == gs[2]).float().mean().item(), "grad_rel": worst,
+    return {"img_max": err.max().item(), "img_mean": err.mean().item(),
+            "share_1e3": (err.amax(-1) > 1e-3).float().mean().item(),
+            "radii_equal": (cpu[2] == other[2]).all(-1).float().mean().item(), "grad_rel": worst,
             "grad_worst": worst_name}  # fmt: skip
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="first two cases only, no a/b/c timing")
-    ap.add_argument("--self-test", action="store_true",
-                    help="no GPU: compare with the dense reference on tiny cases (checks this script)")
-    args = ap.parse_args()
-    t0 = time.perf_counter()
-    if args.self_test:
-        other, device, reps = "reference", "cpu", 0
-        cases = [(name, n // 100, w // 4, h // 4, c, m) for name, n, w, h, c, m in CASES[:3]]
-        args.quick = True
-    else:
-        if not torch.cuda.is_available():
-            sys.exit("device_check: no CUDA device visible to torch; run this on a GPU machine")
-        other, device, reps = "gsplat", "cuda", 20
-        cases = CASES[:2] if args.quick else CASES
-        print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}, "
-              f"CPU threads {torch.get_num_threads()}")  # fmt: skip
-        warm = scene(10, 32, 32, 1)
-        run("gsplat", "cuda", *warm, 32, 32, "RGB", reps=0)  # compiles gsplat's CUDA code
-        print(f"gsplat first call (incl. compile): {time.perf_counter() - t0:.1f} s")
+def passes(c: dict) -> bool:
+    return (c["img_mean"] < GATES["img_mean"] and c["share_1e3"] < GATES["share_1e3"]
+            and c["radii_equal"] >= GATES["radii_equal"] and c["grad_rel"] < GATES["grad_rel"])
 
+
+def render_cases(cases, other: str, device: str, reps: int) -> bool:
     rows = []
     for name, n, w, h, cams, mode in cases:
         params, vm, K = scene(n, w, h, cams)
         gs, t_gs = run(other, device, params, vm, K, w, h, mode, reps=reps)
         cpu, t_cpu = run("cpu", "cpu", params, vm, K, w, h, mode, reps=3)
         rows.append((name, n, f"{w}x{h}", cams, mode, compare(cpu, gs), t_gs, t_cpu))
-    print(f"\n| case | N | image | C | mode | img max abs | img mean abs | radii equal | worst grad rel "
-          f"(tensor) | {other} fwd+bwd ms | cpu fwd+bwd s |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print(f"\n| case | N | image | C | mode | img max | img mean | pixels > 1e-3 | radii equal | worst grad rel "
+          f"(tensor) | {other} fwd+bwd ms | cpu fwd+bwd s | pass |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     ok = True
     for name, n, size, cams, mode, c, t_gs, t_cpu in rows:
-        ok &= c["img_max"] < 1e-4 and c["grad_rel"] < 1e-3
-        print(f"| {name} | {n:,} | {size} | {cams} | {mode} | {c['img_max']:.2e} | {c['img_mean']:.2e} "
-              f"| {c['radii_equal']:.4f} | {c['grad_rel']:.2e} ({c['grad_worst']}) | {t_gs * 1e3:.2f} "
-              f"| {t_cpu:.3f} |")  # fmt: skip
-    if not args.quick:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from bench_raster import _make_case  # the issue-3 cases, same construction
+        ok &= passes(c)
+        print(f"| {name} | {n:,} | {size} | {cams} | {mode} | {c['img_max']:.1e} | {c['img_mean']:.1e} "
+              f"| {100 * c['share_1e3']:.3f}% | {100 * c['radii_equal']:.3f}% | {c['grad_rel']:.1e} "
+              f"({c['grad_worst']}) | {t_gs * 1e3:.2f} | {t_cpu:.3f} | {'yes' if passes(c) else 'NO'} |")
+    return ok
 
-        print("\n| bench case | N | image | gsplat fwd+bwd ms |\n|---|---|---|---|")
-        for case in ("a", "b", "c"):
-            params, vm, K, w, h = _make_case(case)
-            leaves = [p.cuda().requires_grad_(True) for p in params]
-            times = []
-            for _ in range(21):
-                torch.cuda.synchronize()
-                t1 = time.perf_counter()
-                r, _, _ = rasterize(*leaves, vm.cuda(), K.cuda(), w, h, sh_degree=0, backend="gsplat")
-                r.mean().backward()
-                torch.cuda.synchronize()
-                times.append(time.perf_counter() - t1)
-            print(f"| {case} | {len(params[0]):,} | {w}x{h} | {statistics.median(times[1:]) * 1e3:.2f} |")
-    print(f"\nverdict: {'PASS' if ok else 'FAIL'} (image max abs < 1e-4, gradients < 1e-3 relative)")
-    print(f"total {time.perf_counter() - t0:.0f} s")
+
+def auto_follows_tensors() -> bool:
+    """CPU tensors with `auto` on a CUDA machine go to the cpu backend (`--device cpu`)."""
+    params, vm, K = scene(100, 32, 24, 1)
+    _, _, meta = rasterize(*params, vm, K, 32, 24, sh_degree=3, backend="auto")
+    ok = meta["backend"] == "cpu"
+    print(f"\nauto backend with CPU tensors: {meta['backend']} ({'ok' if ok else 'WRONG'})")
+    return ok
+
+
+def end_to_end(device: str, steps: int) -> tuple[bool, str]:
+    """The fast preset's init and optimisation of a synthetic posed scene on `device`."""
+    from synthetic import colored_blob, render_scene, ring_cameras
+
+    from recon.events import Observer
+    from recon.pipeline import run_pipeline
+    from recon.presets import load_preset
+
+    cfg = load_preset("fast")
+    cfg = dataclasses.replace(cfg, device=device, share_cpu=False,
+                              optimize=dataclasses.replace(cfg.optimize, steps=steps, stream_every_s=1e9))
+    scene = render_scene(colored_blob(2000), ring_cameras(4, 200, 150))
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        result = run_pipeline(cfg, Path(tmp), Observer(), scene=scene, scene_key="device_check", until="optimize")
+        seconds = time.perf_counter() - t0
+    trained = result.artifacts["optimize"]
+    psnr = trained.log.psnr[-1]
+    finite = all(torch.isfinite(getattr(trained.gaussians, k)).all() for k in ("means", "scales", "opacities"))
+    ok = finite and psnr > 20.0
+    line = (f"fast preset end to end on {device}: {steps} steps, {len(trained.gaussians):,} Gaussians, "
+            f"training PSNR {psnr:.2f} dB, {seconds:.1f} s (optimise {result.seconds['optimize']:.1f} s)")
+    print("\n" + line + ("" if ok else " — FAILED (non-finite or PSNR ≤ 20 dB)"))
+    return ok, line
+
+
+def bench_cases() -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_raster import _make_case  # the issue-3 cases, same construction
+
+    print("\n| bench case | N | image | gsplat fwd+bwd ms |\n|---|---|---|---|")
+    for case in ("a", "b", "c"):
+        params, vm, K, w, h = _make_case(case)
+        leaves = [p.cuda().requires_grad_(True) for p in params]
+        times = []
+        for _ in range(21):
+            torch.cuda.synchronize()
+            t1 = time.perf_counter()
+            r, _, _ = rasterize(*leaves, vm.cuda(), K.cuda(), w, h, sh_degree=0, backend="gsplat")
+            r.mean().backward()
+            torch.cuda.synchronize()
+            times.append(time.perf_counter() - t1)
+        print(f"| {case} | {len(params[0]):,} | {w}x{h} | {statistics.median(times[1:]) * 1e3:.2f} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="first two render cases, no timing cases")
+    ap.add_argument("--steps", type=int, default=1000, help="optimisation steps of the end-to-end run")
+    ap.add_argument("--self-test", action="store_true",
+                    help="no GPU: the dense reference for gsplat and the CPU for CUDA (checks this script)")
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    if args.self_test:
+        other, device, reps = "reference", "cpu", 0
+        cases = [(name, n // 100, w // 4, h // 4, c, m) for name, n, w, h, c, m in CASES[:3]]
+        args.quick, args.steps = True, min(args.steps, 300)
+    else:
+        if not torch.cuda.is_available():
+            print("verdict: FAIL (no CUDA device visible to torch)")
+            sys.exit(1)
+        other, device, reps = "gsplat", "cuda", 20
+        cases = CASES[:2] if args.quick else CASES
+        print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}, CPU threads {torch.get_num_threads()}")
+        warm = scene(10, 32, 32, 1)
+        run("gsplat", "cuda", *warm, 32, 32, "RGB", reps=0)  # compiles gsplat's CUDA code
+        print(f"gsplat first call (incl. compile): {time.perf_counter() - t0:.1f} s")
+    checks = {"render agreement": render_cases(cases, other, device, reps), "auto backend": auto_follows_tensors()}
+    checks["end to end"], e2e = end_to_end(device, args.steps)
+    if not args.quick:
+        bench_cases()
+    failed = [k for k, ok in checks.items() if not ok]
+    print(f"\nverdict: {'PASS' if not failed else 'FAIL: ' + ', '.join(failed)} — gates: image mean < 1e-5, "
+          f"< 0.1% pixels off by 1e-3, radii ≥ 99.9%, gradients < 1e-2 relative; {e2e}; "
+          f"{time.perf_counter() - t0:.0f} s in all")
+    sys.exit(0 if not failed else 1)
 
 
 if __name__ == "__main__":
