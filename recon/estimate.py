@@ -11,13 +11,17 @@ import os
 
 from recon.scene import Scene
 
-# optimise: ms per step ≈ STEP_MS[0] + STEP_MS[1] × megapixels of one view (fast preset, 2 cores)
-CPU_STEP_MS = (20.0, 420.0)
+# optimise: ms per step ≈ STEP_MS[0] + STEP_MS[1] × megapixels of one view. Fast preset, 2 cores,
+# 2026-12-02: DTU scan37 3 × 400×300 57 ms (19k Gaussians), LLFF fern 3 × 504×378 82 ms (60k),
+# data/four_views 4 × 536×800 87 ms (8k); the Gaussian count, unknown ahead, makes it ±30%.
+CPU_STEP_MS = (50.0, 100.0)
 GPU_STEP_MS = (2.0, 5.0)
-# poses from plain photos: SIFT + SfM, s per view (lund_door 4 views at 1296×1936: 24 s)
-SFM_S_PER_VIEW = 7.0
-# init with stereo seeds: s per view and megapixel (DTU scan37, 3 views at 400×300: 4 s)
-INIT_S_PER_VIEW_MP = 10.0
+# poses from plain photos, s: SIFT + SfM (four_views at 800 px: 3.6 s; the affine-SIFT retry that
+# weak models get takes several times longer)
+SFM_S = (1.0, 2.5)  # fixed, per view
+# init of posed views with stereo seeds, s per view and megapixel (DTU scan37, 3 × 400×300: 2.5 s);
+# photos posed by SfM are seeded from its points, in well under a second
+INIT_S_PER_VIEW_MP = 7.0
 
 
 def estimate_seconds(scene: Scene, steps: int, device: str, posed: bool) -> dict[str, float]:
@@ -27,8 +31,8 @@ def estimate_seconds(scene: Scene, steps: int, device: str, posed: bool) -> dict
     slow = max(1.0, 2.0 / cores)  # measured on 2 cores; more cores are not assumed to help
     a, b = GPU_STEP_MS if device == "cuda" else CPU_STEP_MS
     return {
-        "poses": 0.0 if posed else SFM_S_PER_VIEW * len(scene) * slow,
-        "init": INIT_S_PER_VIEW_MP * len(scene) * mp * slow,
+        "poses": 0.0 if posed else (SFM_S[0] + SFM_S[1] * len(scene)) * slow,
+        "init": INIT_S_PER_VIEW_MP * len(scene) * mp * slow if posed else 0.0,
         "optimize": steps * (a + b * mp) / 1000 * (1.0 if device == "cuda" else slow),
     }
 
