@@ -1,4 +1,5 @@
-"""`recon view RUN_DIR | FILE.ply`: open a finished run or any 3DGS .ply in the viewer."""
+"""`recon view RUN_DIR | FILE.ply | FILE.spz`: open a finished run or any 3DGS .ply (plain or SuperSplat's
+compressed layout) or Niantic .spz in the viewer."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import viser
 from recon.errors import ReconError
 from recon.gaussians import Gaussians
 from recon.io.ply import read_ply
+from recon.io.splat_formats import read_splat
 from recon.scene import Camera
 
 from .app import ViewerApp
@@ -31,6 +33,12 @@ class Loaded:
     gaussians: Gaussians
     cameras: list[Camera] = field(default_factory=list)
     images: list[np.ndarray | None] = field(default_factory=list)
+    unstyled: Gaussians | None = None
+    """A stylised run's splat before stylisation (splat_unstyled.ply beside splat.ply)."""
+
+
+UNSTYLED_PLY = "splat_unstyled.ply"
+"""What the export stage (recon/stages/export.py) names the unstylised splat of a stylised run."""
 
 
 def find_ply(path: Path) -> Path:
@@ -124,7 +132,9 @@ def load(path: str | Path) -> Loaded:
     path = Path(path)
     ply = find_ply(path)
     cameras, images = load_cameras(path if path.is_dir() else ply.parent)
-    return Loaded(ply=ply, gaussians=read_ply(ply), cameras=cameras, images=images)
+    unstyled = ply.parent / UNSTYLED_PLY
+    return Loaded(ply=ply, gaussians=read_splat(ply), cameras=cameras, images=images,
+                  unstyled=read_ply(unstyled) if ply.name == "splat.ply" and unstyled.is_file() else None)
 
 
 def show(server: viser.ViserServer, loaded: Loaded) -> ViewerApp:
@@ -139,7 +149,10 @@ def show(server: viser.ViserServer, loaded: Loaded) -> ViewerApp:
         app.set_framing(camera_framing(loaded.cameras, centre))
     else:
         app.set_framing(frame_bounds(centre, radius))
-    app.set_gaussians(loaded.gaussians)
+    if loaded.unstyled is not None:
+        app.set_splat_choices({"Stylised": loaded.gaussians, "Original": loaded.unstyled})
+    else:
+        app.set_gaussians(loaded.gaussians)
     return app
 
 
