@@ -176,6 +176,16 @@ class ViewerApp:
             self._request_render(all_clients=True)
         return arrays
 
+    def set_splat_choices(self, choices: dict[str, Gaussians]) -> None:
+        """Offer a choice of splats in the panel (a stylised run: its stylised and its original
+        splat) and show the first; choosing one swaps the splat in place."""
+        names = list(choices)
+        with self.server.gui.add_folder("Style"):
+            self.splat_choice = self.server.gui.add_dropdown("Splat", names, initial_value=names[0],
+                                                             hint="The stylised splat or the one it came from")
+        self.splat_choice.on_update(lambda _: self.set_gaussians(choices[str(self.splat_choice.value)]))
+        self.set_gaussians(choices[names[0]])
+
     def set_cameras(self, cameras: list[Camera], images: list[np.ndarray | None] | None = None) -> None:
         """Draw the training cameras as frustums, with their photos when given ([H,W,3] float/uint8)."""
         images = images or [None] * len(cameras)

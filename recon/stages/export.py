@@ -18,6 +18,10 @@ from recon.render import rasterize
 from recon.scene import Camera, Scene
 
 
+UNSTYLED_PLY = "splat_unstyled.ply"
+"""The splat before the stylize stage, beside a stylised splat.ply."""
+
+
 @dataclass
 class ExportConfig:
     renders: bool = True
@@ -52,11 +56,18 @@ def write_png(path: Path, image: np.ndarray) -> None:
 
 
 def run_export(cfg: ExportConfig, scene: Scene, g: Gaussians, run_dir: Path, obs: Observer,
-               device: str = "cpu") -> dict:
-    """Write the run's deliverables; returns {"ply": path, "cameras": path, "renders": [paths]}."""
+               device: str = "cpu", original: Gaussians | None = None) -> dict:
+    """Write the run's deliverables; returns {"ply": path, "cameras": path, "renders": [paths]}.
+    With `original` (the splat before stylisation), also splat_unstyled.ply, which the viewer
+    offers beside splat.ply; without, a stale one from an earlier stylised run is removed."""
     run_dir = Path(run_dir)
     ply = run_dir / "splat.ply"
     write_ply(ply, g)
+    unstyled = run_dir / UNSTYLED_PLY
+    if original is not None:
+        write_ply(unstyled, original)
+    else:
+        unstyled.unlink(missing_ok=True)
     cams = run_dir / "cameras.json"
     atomic_write_json(cams, [camera_record(v.name, v.camera) for v in scene.views])
     renders = []
