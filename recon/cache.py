@@ -71,12 +71,22 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp makes 0600; a deliverable gets the usual mode
         os.replace(tmp, path)
     except OSError as e:
         raise ReconError(f"cannot write ({e.strerror or e})", path) from None
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _read_umask()  # read once, at import: os.umask is process-wide, so reading it later races
 
 
 def writable_folder(path: Path) -> Path:

@@ -31,6 +31,7 @@ from recon.errors import ReconError  # noqa: E402
 from recon.events import Observer  # noqa: E402
 from recon.io.colmap import read_colmap  # noqa: E402
 from recon.io.dtu import read_dtu_idr  # noqa: E402
+from recon.io.middlebury import read_middlebury  # noqa: E402
 from recon.io.nerfstudio import read_nerfstudio  # noqa: E402
 from recon.io.photos import load_photos  # noqa: E402
 from recon.poses.metrics import pose_errors  # noqa: E402
@@ -52,6 +53,28 @@ def _dtu(n: int):
     return gt.views, gt.meta["image_files"]
 
 
+def _dtu_views(ids: list[int]):
+    gt = read_dtu_idr(DATA / "dtu_scan37", indices=ids, max_size=64)
+    return gt.views, gt.meta["image_files"]
+
+
+def _temple():
+    gt = read_middlebury(DATA / "middlebury" / "templeSparseRing", max_size=64)
+    names = {"templeSR0001", "templeSR0005", "templeSR0009", "templeSR0013"}  # 4 views 90° apart
+    return [v for v in gt.views if v.name in names], gt.meta["image_files"]
+
+
+def _sacre():
+    """10 tourist photos without ground truth: only how many register."""
+    folder = DATA / "sacre_coeur_crowds" / "images"
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    from recon.scene import Camera, View
+
+    views = [View(p.stem, i, Camera(np.eye(3), np.eye(4), 1, 1), np.zeros((1, 1, 3), np.float32))
+             for i, p in enumerate(files)]
+    return views, {p.stem: str(p) for p in files}
+
+
 def _fox(n: int):
     gt = read_nerfstudio(DATA / "instant_ngp_fox", max_size=32)
     picks = np.round(np.linspace(0, len(gt) - 1, n)).astype(int)  # evenly spread over the sweep
@@ -63,10 +86,14 @@ CASES = {
     "lund4": ("lund_door, 4 views (DSC 1/4/7/10)", lambda: _lund(4)),
     "lund12": ("lund_door, 12 views", lambda: _lund(12)),
     "dtu3": ("DTU scan37, 3 views (25/22/28)", lambda: _dtu(3)),
+    "dtu3b": ("DTU scan37, 3 views (40/44/48)", lambda: _dtu_views([40, 44, 48])),
+    "dtu3c": ("DTU scan37, 3 views (0/8/13)", lambda: _dtu_views([0, 8, 13])),
     "dtu6": ("DTU scan37, 6 views", lambda: _dtu(6)),
     "dtu9": ("DTU scan37, 9 views", lambda: _dtu(9)),
     "fox4": ("fox, 4 views (evenly spaced of 67)", lambda: _fox(4)),
     "fox8": ("fox, 8 views (evenly spaced of 67)", lambda: _fox(8)),
+    "temple4": ("Middlebury temple, 4 ring views 90° apart (SR 1/5/9/13)", _temple),
+    "sacre10": ("sacre_coeur_crowds, 10 tourist photos (no ground truth)", _sacre),
 }
 
 
@@ -81,7 +108,7 @@ class _Log(Observer):
 
 def run_case(key: str, cfg: PosesConfig, max_size: int, verbose: bool) -> dict:
     gt_views, files = CASES[key][1]()
-    truth = {v.name: v.camera.world_to_cam for v in gt_views}
+    truth = {v.name: v.camera.world_to_cam for v in gt_views if v.camera.width > 1}  # sacre: none
     with tempfile.TemporaryDirectory(prefix="bench_poses_") as tmp:
         photos = Path(tmp) / "photos"
         photos.mkdir()
@@ -98,7 +125,8 @@ def run_case(key: str, cfg: PosesConfig, max_size: int, verbose: bool) -> dict:
             est, method = {}, f"failed: {str(e)[:60]}"
         seconds, cpu = time.perf_counter() - t, time.process_time() - cpu
     err = pose_errors(est, truth)
-    return {"case": CASES[key][0], "registered": f"{len(est)}/{len(gt_views)}", "method": method,
+    return {"case": CASES[key][0], "matcher": cfg.matcher or "sift", "registered": f"{len(est)}/{len(gt_views)}",
+            "method": method,
             "errors": err, "seconds": seconds, "cpu": cpu}
 
 
@@ -107,12 +135,12 @@ def _fmt(x: float) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| case | registered | features | rot. err. mean / max (°) | transl. dir. err. mean / max (°) | seconds | CPU s |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| case | matcher | registered | features | rot. err. mean / max (°) | transl. dir. err. mean / max (°) | seconds | CPU s |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         e = r["errors"]
-        lines.append(f"| {r['case']} | {r['registered']} | {r['method']} | {_fmt(e.rot_mean)} / {_fmt(e.rot_max)} | "
-                     f"{_fmt(e.trans_mean)} / {_fmt(e.trans_max)} | {r['seconds']:.0f} | {r['cpu']:.0f} |")
+        lines.append(f"| {r['case']} | {r['matcher']} | {r['registered']} | {r['method']} | {_fmt(e.rot_mean)} / "
+                     f"{_fmt(e.rot_max)} | {_fmt(e.trans_mean)} / {_fmt(e.trans_max)} | {r['seconds']:.0f} | {r['cpu']:.0f} |")
     return "\n".join(lines)
 
 
@@ -127,16 +155,22 @@ def main() -> None:
     ap.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
     ap.add_argument("--max-size", type=int, default=1600, help="ingest's longest image side (its default)")
     ap.add_argument("--features", default="auto", choices=["auto", "sift", "affine-sift"])
+    ap.add_argument("--matchers", nargs="*", default=["sift"], choices=["sift", "xfeat", "xfeat+lighterglue", "auto"],
+                    help="sift: the weights-free path; xfeat*: the packaged learned matchers alone (method learned); "
+                         "auto: what `recon run` does (both, the stage's choice)")
     ap.add_argument("--no-append", action="store_true", help="print the table without appending it")
     ap.add_argument("-v", "--verbose", action="store_true", help="print the stage's log")
     args = ap.parse_args()
     os.environ.setdefault("GLOG_minloglevel", "2")
-    cfg = PosesConfig(method="sfm", allow_partial=True, features=args.features)
     rows = []
     for key in args.cases:
-        print(f"== {CASES[key][0]}", flush=True)
-        rows.append(run_case(key, cfg, args.max_size, args.verbose))
-        print(table(rows[-1:]).splitlines()[-1], flush=True)
+        for matcher in args.matchers:
+            cfg = (PosesConfig(method="sfm", allow_partial=True, features=args.features) if matcher == "sift"
+                   else PosesConfig(method="auto", allow_partial=True, features=args.features) if matcher == "auto"
+                   else PosesConfig(method="learned", allow_partial=True, matcher=matcher))
+            print(f"== {CASES[key][0]}, {matcher}", flush=True)
+            rows.append(run_case(key, cfg, args.max_size, args.verbose))
+            print(table(rows[-1:]).splitlines()[-1], flush=True)
     text = table(rows)
     print(text)
     if not args.no_append:

@@ -75,12 +75,12 @@ def test_stage_runs_learned_path_and_says_so(tiny_lightglue, photos, tmp_path):
     try:  # random weights: matches are noise, so the views will rarely register
         out = run_poses(cfg, scene, tmp_path, log)
         assert out.meta["poses_method"] == "learned"
-    except ReconError as e:
-        assert "learned matcher" in str(e) and "view0" in str(e)
+    except ReconError as e:  # a random model's matches do not verify
+        assert ("learned matcher" in str(e) and "view0" in str(e)) or "nothing matches" in str(e)
     assert any("learned path: LightGlueForKeypointMatching" in line for line in log.lines)
     assert not any("weights-free" in line for line in log.lines)
-    with pytest.raises(ReconError, match="needs --config.poses.matcher"):
-        run_poses(PosesConfig(method="learned"), scene, tmp_path, log)
+    with pytest.raises(ReconError, match="needs a learned --config.poses.matcher"):
+        run_poses(PosesConfig(method="learned", matcher="sift"), scene, tmp_path, log)
 
 
 def _visible(pts: np.ndarray, w2c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -182,7 +182,8 @@ def test_point_map_prior_loads_and_feeds_the_stage(photos, tmp_path):
     assert maps.points.shape[0] == 3 and maps.points.shape[-1] == 3 and maps.conf.shape == maps.points.shape[:-1]
     assert maps.points.shape[1] % 14 == 0 and maps.points.shape[2] % 14 == 0
     log = Log()
-    out = run_poses(PosesConfig(method="learned", prior=str(tmp_path / "tiny")), scene, tmp_path / "out", log)
+    out = run_poses(PosesConfig(method="learned", matcher="sift", prior=str(tmp_path / "tiny")), scene,
+                    tmp_path / "out", log)
     assert out.meta["poses_method"] == "prior" and len(out) == 3 and out.points is not None
     assert (tmp_path / "out" / "transforms.json").is_file()
     assert any("point-map prior" in line for line in log.lines)

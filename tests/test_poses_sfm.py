@@ -114,7 +114,7 @@ class Log(Observer):
         self.lines.append(message)
 
 
-CFG = PosesConfig(features="sift", feature_max_size=640)
+CFG = PosesConfig(features="sift", feature_max_size=640, matcher="sift")  # the weights-free path
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +183,7 @@ def test_unmatched_view_is_named_or_skipped(tmp_path):
     assert "stranger" in msg and "view0" not in msg.split(":")[-1].split("Try")[0]
     for hint in ("overlap", "camera files", "--config.poses.matcher", "allow-partial"):
         assert hint in msg
-    partial = run_poses(PosesConfig(features="sift", feature_max_size=640, allow_partial=True), scene,
+    partial = run_poses(PosesConfig(features="sift", feature_max_size=640, allow_partial=True, matcher="sift"), scene,
                         tmp_path / "out", Log())
     assert [v.name for v in partial.views] == ["view0", "view1", "view2"]
     assert partial.meta["registration"]["stranger"]["registered"] is False

@@ -94,6 +94,7 @@ def plan(spec: BatchSpec, token: str = "") -> list[Job]:
     for protocol, ref, n in pairs:
         base = layout_dir(spec.out, n, counts)
         jobs.append(Job(protocol, ref, n, str(base / ref.name), spec.cfg, threads=spec.threads,
+                        train_masks=spec.train_masks,
                         submission_dir=str(base / "submission") if spec.submission else None,
                         token=token, progress=spec.progress))
     names = [(Path(j.scene_dir)) for j in jobs]
@@ -213,6 +214,7 @@ def write_results(spec: BatchSpec, jobs: list[Job], records: dict[str, dict]) ->
         keys = tuple(dict.fromkeys(k for j in group for k in j.protocol.metrics))
         entries = {j.scene.name: records[j.scene_dir]["entry"] for j in group}
         data = {"protocol": "+".join(protocols), "views": n, "preset": spec.preset, "device": device,
+                "train_masks": spec.train_masks,
                 "scenes": entries, "mean": mean_entry(list(entries.values()), keys or ("psnr",))}
         if len(protocols) > 1:
             data["mean_by_protocol"] = {

@@ -44,6 +44,11 @@ class Eval:
     """GPUs per Ray task (default: 1 with --device cuda, else 0)."""
     split: Optional[Path] = None
     """SpaRe split file (e.g. Track1_split_development.json); default: the one *split*.json in --data."""
+    train_masks: Literal["none", "gt", "auto"] = "none"
+    """What the training views' object masks are. none: the published protocols (RegNeRF,
+    FreeNeRF, DNGaussian, CoR-GS train DTU on the full photos; masks only score); gt: the
+    dataset's masks (not comparable with published numbers); auto: u2netp masks refined across
+    the training views (`pip install 'recon[learned]'`)."""
     submission: bool = False
     """SpaRe: also write the challenge submission (1600x1200, SCENE/rect_XXX_3_r5000.png or cam_..., zip)."""
     config: RunConfig = field(default_factory=RunConfig)
@@ -67,6 +72,7 @@ class Eval:
             submission=self.submission, ray=self.ray, gpus_per_task=self.gpus_per_task,
             progress=sys.stderr.isatty() and self.ray is None,
             command="recon " + shlex.join(argv) if argv[:1] == ["eval"] else "", preset_reason=self.preset_reason,
+            train_masks=self.train_masks,
         )
         results = run_batch(spec)
         for n, data in results.items():

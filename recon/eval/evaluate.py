@@ -27,8 +27,10 @@ from recon import interrupt
 from recon.cache import config_digest
 from recon.eval.metrics import Lpips
 from recon.eval.protocols import Prepared, Protocol, SceneRef
+from recon.errors import ReconError
 from recon.events import Observer, Observers
 from recon.pipeline import RunConfig, resolve_device, run_pipeline
+from recon.scene import Scene
 
 # Bump when a change to the protocols or the scoring makes finished jobs' numbers stale.
 EVAL_VERSION = 1
@@ -54,6 +56,9 @@ class Job:
     the driver's filesystem and writes in place."""
     progress: bool = False
     """Show the optimisation progress on the console (local runs)."""
+    train_masks: str = "none"
+    """none: train on the full photos (the published protocols); gt: with the dataset's masks;
+    auto: with u2netp masks refined across the training views (the masks stage)."""
 
     @property
     def label(self) -> str:
@@ -64,7 +69,7 @@ class Job:
         return config_digest({
             "eval_version": EVAL_VERSION, "protocol": self.protocol.name, "options": self.protocol.options(),
             "data": str(Path(self.scene.path).resolve()), "scene": self.scene.name, "views": self.n_views,
-            "config": self.cfg, "submission": self.submission_dir is not None,
+            "config": self.cfg, "submission": self.submission_dir is not None, "train_masks": self.train_masks,
         })
 
 
@@ -141,11 +146,13 @@ def _train_and_score(job: Job, work: Path, sub: Path, obs: Observer | None) -> d
         observers.add(obs)
     t0 = time.perf_counter()
     prep: Prepared = job.protocol.prepare(job.scene, job.n_views)
+    train = training_scene(prep.train, job.train_masks)
     key = config_digest([str(Path(job.scene.path).resolve()), job.scene.name, job.protocol.name,
-                         job.protocol.options(), prep.split.train])
+                         job.protocol.options(), prep.split.train, job.train_masks])
     # Fixed threads: a benchmark's numbers must not depend on what else the machine was doing.
     cfg = replace(job.cfg, share_cpu=False)
-    result = run_pipeline(cfg, work / "run", observers, scene=prep.train, scene_key=key)
+    cfg = replace(cfg, ingest=replace(cfg.ingest, masks="auto" if job.train_masks == "auto" else "files"))
+    result = run_pipeline(cfg, work / "run", observers, scene=train, scene_key=key)
     gaussians = result.artifacts["optimize"].gaussians
     device = resolve_device(job.cfg.device)
     backend = job.cfg.optimize.backend
@@ -166,14 +173,27 @@ def _train_and_score(job: Job, work: Path, sub: Path, obs: Observer | None) -> d
         if index in prep.gt:
             per_view.append({"view": index, **job.protocol.score(renders[index], prep.gt[index], lpips)})
     seconds = time.perf_counter() - t0
-    _write_contact(work / "contact.png", renders, prep)
+    masked = result.artifacts.get("masks") if job.train_masks == "auto" else None
+    _write_contact(work / "contact.png", renders, prep, masked)
     entry = {k: _mean([r[k] for r in per_view]) for k in job.protocol.metrics}
-    entry.update(protocol=job.protocol.name, views=job.n_views, status="ok", error=None,
+    entry.update(protocol=job.protocol.name, views=job.n_views, train_masks=job.train_masks, status="ok", error=None,
                  seconds=round(seconds, 2), num_gaussians=len(gaussians), train_views=prep.split.train,
                  test_views=prep.split.test, scored_views=len(per_view))
     # Lpips.reason can run on for lines: its first sentence says enough in a report.
     notes = list(prep.notes) + ([lpips.reason.split(". ")[0].rstrip(".") + "."] if lpips.reason else [])
     return {"entry": entry, "per_view": per_view, "notes": notes}
+
+
+def training_scene(train: Scene, train_masks: str) -> Scene:
+    """The training views as `train_masks` says: with the dataset's masks only for gt (auto masks
+    are made later, by the masks stage, from the photos alone)."""
+    if train_masks not in ("none", "gt", "auto"):
+        raise ReconError(f"--train-masks must be none, gt or auto, not {train_masks!r}")
+    if train_masks == "gt":
+        if not train.has_masks:
+            raise ReconError("--train-masks gt: this dataset has no masks for its training views", train.source)
+        return train
+    return replace(train, views=[replace(v, mask=None) for v in train.views])
 
 
 def _mean(values: list) -> float | None:
@@ -183,9 +203,10 @@ def _mean(values: list) -> float | None:
     return float(np.mean(values))
 
 
-def _write_contact(path: Path, renders: dict[int, np.ndarray], prep: Prepared, k: int = 3,
-                   height: int = 120) -> None:
-    """Up to `k` test views, render above photo, scaled to `height` px per image."""
+def _write_contact(path: Path, renders: dict[int, np.ndarray], prep: Prepared, masked: Scene | None = None,
+                   k: int = 3, height: int = 120) -> None:
+    """Up to `k` test views, render above photo, scaled to `height` px per image; with `masked`
+    (the training views with automatic masks), a row of them below, the masks tinted in."""
     from PIL import Image
 
     from recon.stages.export import write_png
@@ -202,7 +223,19 @@ def _write_contact(path: Path, renders: dict[int, np.ndarray], prep: Prepared, k
         im = Image.fromarray((np.clip(pair, 0, 1) * 255 + 0.5).astype(np.uint8)).resize(size, Image.BOX)
         cols.append(np.asarray(im, dtype=np.float32) / 255)
         cols.append(np.ones((2 * height, 4, 3), np.float32))  # white gutter
-    write_png(path, np.concatenate(cols[:-1], axis=1))
+    grid = np.concatenate(cols[:-1], axis=1)
+    if masked is not None and masked.has_masks:
+        tiles = []
+        for v in masked.views:
+            tint = np.where(v.mask[..., None], 0.55 * v.image + 0.45 * np.array([0.1, 0.9, 0.2]), 0.35 * v.image)
+            h, w = tint.shape[:2]
+            im = Image.fromarray((np.clip(tint, 0, 1) * 255 + 0.5).astype(np.uint8)).resize(
+                (max(1, round(w * height / h)), height), Image.BOX)
+            tiles += [np.asarray(im, np.float32) / 255, np.ones((height, 4, 3), np.float32)]
+        row = np.concatenate(tiles[:-1], axis=1)[:, : grid.shape[1]]
+        row = np.pad(row, ((4, 0), (0, grid.shape[1] - row.shape[1]), (0, 0)), constant_values=1.0)
+        grid = np.concatenate([grid, row], axis=0)
+    write_png(path, grid)
 
 
 def execute(job: Job, timeout: float | None = None) -> dict:

@@ -24,8 +24,8 @@ PUBLISHED = Path(str(resources.files("recon.data"))) / "published.yaml"
 ALL_METRICS = ("psnr", "psnr_masked", "ssim", "ssim_masked", "ssim_box", "lpips", "lpips_masked", "lpips_box")
 LABELS = {"psnr": "PSNR", "psnr_masked": "masked PSNR", "ssim": "SSIM", "ssim_masked": "masked SSIM",
           "ssim_box": "box SSIM", "lpips": "LPIPS", "lpips_masked": "masked LPIPS", "lpips_box": "box LPIPS"}
-CSV_COLUMNS = ("protocol", "scene", "views", "status", "standard", *ALL_METRICS, "seconds", "num_gaussians",
-               "train_views", "test_views", "error")
+CSV_COLUMNS = ("protocol", "scene", "views", "train_masks", "status", "standard", *ALL_METRICS, "seconds",
+               "num_gaussians", "train_views", "test_views", "error")
 
 
 def load_published(path: Path = PUBLISHED) -> dict:
@@ -42,6 +42,7 @@ def table_rows(jobs: list[Job], records: dict[str, dict]) -> list[dict]:
             continue
         e = records[j.scene_dir]["entry"]
         row = {"protocol": j.protocol.name, "scene": j.scene.name, "views": j.n_views, "status": e.get("status"),
+               "train_masks": j.train_masks,
                "standard": j.protocol.standard(j.scene.name), "error": e.get("error") or "",
                "seconds": e.get("seconds"), "num_gaussians": e.get("num_gaussians"),
                "train_views": " ".join(map(str, e.get("train_views") or [])),
@@ -86,6 +87,11 @@ def markdown(spec: BatchSpec, rows: list[dict], results: dict[int, dict], publis
              f"- recon {recon.__version__}, torch {torch.__version__}; preset `{spec.preset}`, "
              f"{spec.cfg.optimize.steps} optimisation steps, {spec.threads} thread(s) per job"
              + (", on Ray" if spec.ray is not None else ", locally"),
+             f"- training masks: `{spec.train_masks}`" + {
+                 "none": " (full photos, as the published protocols train)",
+                 "gt": " (the dataset's object masks: an input the published methods do not use)",
+                 "auto": " (u2netp masks refined across the training views: an input the published methods do not use)",
+             }.get(spec.train_masks, ""),
              f"- command: `{spec.command}`" if spec.command else "- command: (library call)", ""]
     for protocol in dict.fromkeys(r["protocol"] for r in rows):
         prows = [r for r in rows if r["protocol"] == protocol]
@@ -106,7 +112,7 @@ def markdown(spec: BatchSpec, rows: list[dict], results: dict[int, dict], publis
                          + f" | {_f(m['seconds'], 0)} | {_f(m['num_gaussians'], 0)} | |")
         if not all(r["standard"] for r in prows):
             lines += ["", "¹ not one of the protocol's standard benchmark scenes."]
-        lines += [""] + comparison(protocol, prows, published.get(protocol, {}))
+        lines += [""] + comparison(protocol, prows, published.get(protocol, {}), spec.train_masks)
     failed = [r for r in rows if r["status"] != "ok"]
     if failed:
         lines += ["## Failures", ""] + [f"- {r['protocol']}/{r['scene']} at {r['views']} views: {r['status']}: "
@@ -126,21 +132,29 @@ def _scene_match(name: str, scene: str) -> bool:
     return name == scene or name.endswith("_" + scene)
 
 
-def comparison(protocol: str, prows: list[dict], pub: dict) -> list[str]:
-    """The published table for each view count in the run, with recon's mean on top."""
+def comparison(protocol: str, prows: list[dict], pub: dict, train_masks: str = "none") -> list[str]:
+    """The published table for each view count in the run, with recon's mean on top. The
+    published methods train on the full photos: with other training masks recon's row says that
+    it is not comparable."""
     if not pub:
         return []
     cmp = pub.get("compare", {"psnr": "psnr", "ssim": "ssim", "lpips": "lpips"})
+    other_input = train_masks != "none" and any(r.get("train_masks") == train_masks for r in prows)
     lines = [f"### {protocol}: comparison with published numbers", "",
              f"Published numbers are over {pub.get('scenes', 'the standard scenes')}. "
-             f"Definition: {pub.get('definition', '').strip()}", "",
-             "| method | views | PSNR | SSIM | LPIPS | source |", "|---|---|---|---|---|---|"]
+             f"Definition: {pub.get('definition', '').strip()}", ""]
+    if other_input:
+        lines += [f"The published methods train on the full photos; this run trained with `{train_masks}` "
+                  "masks, so its numbers are not comparable with theirs.", ""]
+    lines += ["| method | views | PSNR | SSIM | LPIPS | source |", "|---|---|---|---|---|---|"]
     for n in sorted({r["views"] for r in prows}):
         ok = [r for r in prows if r["views"] == n and r["status"] == "ok"]
         std = [r for r in ok if r["standard"]]
         if std:
             m = mean_entry(std, tuple(cmp.values()))
             what = f"recon, this run: mean over {len(std)} standard scene(s)"
+            if other_input:
+                what += f", trained with {train_masks} masks: not comparable"
         else:
             m = mean_entry(ok, tuple(cmp.values()))
             what = f"recon, this run: {', '.join(r['scene'] for r in ok) or 'no scene'} (not standard scenes: not comparable)"

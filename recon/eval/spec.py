@@ -31,6 +31,8 @@ class BatchSpec:
     gpus_per_task: float | None = None
     progress: bool = False
     command: str = ""
+    train_masks: str = "none"
+    """none | gt | auto: what the training views' masks are (see `recon eval --help`)."""
     preset_reason: str | None = None
     """How `--preset auto` chose the preset, said with the batch's first line."""
 

