@@ -1,4 +1,4 @@
-"""recon's command line: `recon run | eval | view | export`, each a tyro dataclass with `main()`.
+"""recon's command line: `recon run | eval | view | export | stylize`, each a tyro dataclass with `main()`.
 
 Preset values are applied first (configs/NAME.yaml), then any `--config.SECTION.FIELD` flag.
 A ReconError prints as one line naming the file and the problem, and exits with status 2.
@@ -22,8 +22,9 @@ from recon import interrupt
 from recon.errors import ReconError
 from recon.eval.command import Eval
 from recon.pipeline import STAGE_NAMES, RunConfig
+from recon.stages.stylize import ColourConfig, NeuralConfig, StylizeConfig, check_config as check_stylize
 
-StageArg = Literal["ingest", "poses", "filters", "init", "optimize", "repair", "stylize", "export"]
+StageArg = Literal["ingest", "poses", "masks", "filters", "init", "optimize", "repair", "stylize", "export"]
 
 
 @dataclass
@@ -43,6 +44,9 @@ class Run:
     """Stop after this stage."""
     force: Optional[StageArg] = None
     """Recompute this stage and every stage after it, even when cached."""
+    style: Optional[Path] = None
+    """A style image (a painting, a photo): stylise the splat after optimising (the stylize
+    stage; --config.stylize.method colour|neural and --config.stylize.strength say how)."""
     viewer: bool = False
     """Serve a live browser viewer (viser) while the pipeline runs."""
     port: int = 8080
@@ -62,6 +66,9 @@ class Run:
         from recon.progress import ConsoleProgress, RunLog
 
         cfg = dataclasses.replace(self.config, device=self.device)
+        if self.style is not None:
+            cfg = dataclasses.replace(cfg, stylize=dataclasses.replace(cfg.stylize, style_image=str(self.style)))
+        check_stylize(cfg.stylize)  # a bad style image fails before the run log makes the run folder
         obs = Observers([ConsoleProgress(), RunLog(self.out / "run.log")])
         server = _start_live_viewer(obs, self.host, self.port) if self.viewer else None
         t0 = time.perf_counter()
@@ -70,6 +77,10 @@ class Run:
                                   announce=self.preset_reason)
             _print_summary(result, time.perf_counter() - t0)
             if server is not None and self.keep_viewer:
+                stylized = result.artifacts.get("stylize")
+                if getattr(stylized, "original", None) is not None:
+                    server.flush()  # the last streamed splat first, then the switch
+                    server.app.set_splat_choices({"Stylised": stylized.gaussians, "Original": stylized.original})
                 print(f"recon viewer: still showing the result at {server.url} — Ctrl-C to stop", flush=True)
                 server.serve_forever()
         finally:
@@ -106,10 +117,10 @@ def _print_summary(result, seconds: float) -> None:
 
 @dataclass
 class View:
-    """Open a run folder or any 3DGS .ply in the browser viewer."""
+    """Open a run folder or any 3DGS .ply or .spz in the browser viewer."""
 
     path: tyro.conf.Positional[Path]
-    """A run folder (with splat.ply) or a .ply file."""
+    """A run folder (with splat.ply) or a splat file (.ply, compressed .ply, .spz)."""
     port: int = 8080
     """Port (the next free one is used when it is busy)."""
     host: str = "127.0.0.1"
@@ -123,24 +134,98 @@ class View:
 
 @dataclass
 class Export:
-    """Convert a run's splat to another format."""
+    """Convert a run's splat to another format: a splat file, a mesh, a video or the cameras."""
 
     run: tyro.conf.Positional[Path]
-    """A run folder (with splat.ply) or a .ply file."""
-    format: Literal["ply", "splat", "nerfstudio", "colmap"] = "splat"
-    """ply: Inria 3DGS layout; splat: the compact web .splat (antimatter15); nerfstudio: transforms.json
-    of the run's cameras; colmap: a COLMAP text model of the run's cameras."""
+    """A run folder (with splat.ply) or a splat file (.ply, compressed .ply, .spz)."""
+    format: Literal["ply", "splat", "spz", "compressed-ply", "mesh", "video", "nerfstudio", "colmap"] = "splat"
+    """ply: Inria 3DGS layout; splat: the compact web .splat (antimatter15); spz: Niantic's .spz;
+    compressed-ply: SuperSplat's compressed .ply; mesh: a coloured triangle mesh (.ply, .obj or
+    .glb by --out's suffix; needs `pip install 'recon[open3d]'`); video: an .mp4 flythrough (needs
+    `pip install 'recon[video]'`); nerfstudio: transforms.json of the run's cameras; colmap: a
+    COLMAP text model of the run's cameras."""
     out: Optional[Path] = None
-    """Output file or folder (default: next to the input)."""
+    """Output file or folder (default: next to the input, named for the format)."""
+    mesh_method: Literal["tsdf", "poisson"] = "tsdf"
+    """mesh: tsdf, the fused surface itself; poisson, a smoother Poisson surface through its points
+    (small holes filled), trimmed back to where the views saw surface."""
+    mesh_resolution: int = 256
+    """mesh: voxels along the longest side of the splat's box, 16 to 512 (a dense grid: 256 takes
+    0.8 GB of memory, 512 eight times that)."""
+    path: Literal["cameras", "orbit"] = "cameras"
+    """video: a smooth spline through the training cameras, or an orbit about the object."""
+    seconds: float = 8.0
+    """video: length."""
+    fps: int = 30
+    """video: frames per second."""
+    size: Optional[tuple[int, int]] = None
+    """video: WIDTH HEIGHT (even numbers); default the first camera's size."""
+    spz_version: Literal[2, 3] = 3
+    """spz: 3 (smallest-three rotations) or 2 (for older readers)."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """mesh, video: where to render (auto = CUDA when available)."""
+
+    # which options each format reads; setting another format's option is refused, not ignored
+    OPTIONS = {"mesh_method": ("mesh",), "mesh_resolution": ("mesh",), "path": ("video",),
+               "seconds": ("video",), "fps": ("video",), "size": ("video",), "spz_version": ("spz",),
+               "device": ("mesh", "video")}  # fmt: skip
 
     def main(self) -> None:
         from recon.export_formats import export_run
+        from recon.exports.mesh import MeshSettings
+        from recon.exports.video import VideoSettings
 
-        path = export_run(self.run, self.format, self.out)
+        for name, formats in self.OPTIONS.items():
+            default = next(f.default for f in dataclasses.fields(self) if f.name == name)
+            if self.format not in formats and getattr(self, name) != default:
+                raise ReconError(f"--{name.replace('_', '-')} applies to --format {' and '.join(formats)}, "
+                                 f"not {self.format}")
+        mesh = MeshSettings(method=self.mesh_method, resolution=self.mesh_resolution)
+        video = VideoSettings(path=self.path, seconds=self.seconds, fps=self.fps, size=self.size)
+        path = export_run(self.run, self.format, self.out, mesh=mesh, video=video, spz_version=self.spz_version,
+                          device=self.device)
         print(f"wrote {path}")
 
 
-COMMANDS = {"run": Run, "eval": Eval, "view": View, "export": Export}
+@dataclass
+class Stylize:
+    """Stylise a finished run's splat with a style image (reuses the run's cached optimisation)."""
+
+    run: tyro.conf.Positional[Path]
+    """A run folder made by `recon run` (or by `recon stylize`)."""
+    style: Path
+    """The style image: a painting, a photo, any PNG/JPEG."""
+    out: Optional[Path] = None
+    """Run folder for the stylised splat (default: the run folder itself). It gets splat.ply
+    (stylised), splat_unstyled.ply, cameras.json, renders/ and run.json."""
+    method: Literal["colour", "neural"] = "colour"
+    """colour: a colour transfer in Lab onto the Gaussians (no weights, seconds); neural: Magenta's
+    arbitrary style transfer on the views, re-fitted into the splat (needs `pip install 'recon[style]'`)."""
+    strength: float = 1.0
+    """0..1: how far towards the style."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where to render and re-fit: auto = CUDA when available."""
+    colour: ColourConfig = field(default_factory=ColourConfig)
+    """Settings of the colour method."""
+    neural: NeuralConfig = field(default_factory=NeuralConfig)
+    """Settings of the neural method."""
+
+    def main(self) -> None:
+        from recon.events import Observers
+        from recon.progress import ConsoleProgress, RunLog
+        from recon.restyle import plan, stylize_run
+
+        cfg = StylizeConfig(style_image=str(self.style), method=self.method, strength=self.strength,
+                            colour=self.colour, neural=self.neural)
+        checked = plan(self.run, cfg, self.device)  # bad input fails before the run log makes any folder
+        out = self.out if self.out is not None else self.run
+        t0 = time.perf_counter()
+        result = stylize_run(checked, Observers([ConsoleProgress(), RunLog(out / "run.log")]), self.out)
+        print(f"recon stylize: {self.method} style of {self.style} in {time.perf_counter() - t0:.1f} s; "
+              f"splat: {result.artifacts['export']['ply']} (unstylised beside it: splat_unstyled.ply)", flush=True)
+
+
+COMMANDS = {"run": Run, "eval": Eval, "view": View, "export": Export, "stylize": Stylize}
 PRESET_COMMANDS = {"run", "eval"}
 
 
@@ -156,7 +241,7 @@ def _flag_from_argv(args: list[str], flag: str, default: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help") or args[0] not in COMMANDS:
-        print("usage: recon {run,eval,view,export} [--help]\n")
+        print(f"usage: recon {{{','.join(COMMANDS)}}} [--help]\n")
         for name, cls in COMMANDS.items():
             print(f"  {name:<7} {cls.__doc__}")
         if args and args[0] not in ("-h", "--help"):

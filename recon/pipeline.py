@@ -1,6 +1,6 @@
 """The stage graph, its artifact cache and the run folder.
 
-    ingest → poses → filters → init → optimize → repair → stylize → export
+    ingest → poses → masks → filters → init → optimize → repair → stylize → export
 
 Every stage is a config dataclass (a field of RunConfig) plus a function from input artifacts to
 an output artifact. An artifact's cache key hashes its stage's config, its inputs' keys and the
@@ -32,11 +32,13 @@ from recon.scene import Scene
 from recon.stages.export import ExportConfig, run_export
 from recon.stages.ingest import IngestConfig, run_ingest
 from recon.stages.init import InitConfig, run_init
+from recon.stages.masks import run_masks
 from recon.stages.optimize import OptimizeConfig, run_optimize
-from recon.stages.passthrough import FiltersConfig, RepairConfig, StylizeConfig, pass_through, refuse_unbuilt
+from recon.stages.passthrough import FiltersConfig, RepairConfig, pass_through, refuse_unbuilt
 from recon.stages.poses import PosesConfig, run_poses
+from recon.stages.stylize import StylizeConfig, check_config as check_stylize, run_stylize, style_key
 
-StageName = Literal["ingest", "poses", "filters", "init", "optimize", "repair", "stylize", "export"]
+StageName = Literal["ingest", "poses", "masks", "filters", "init", "optimize", "repair", "stylize", "export"]
 
 
 @dataclass
@@ -77,7 +79,14 @@ class Stage:
     code: str = ""
     """The module that does the stage's work: its source and everything it imports key the cache."""
     cached: bool = True  # False: cheap stages that always run
-    passthrough: bool = False  # not built yet: hands its input on, and its key with it
+    passthrough: bool | Callable[[RunConfig], bool] = False
+    """Hands its first input on, and that input's key with it: True for a stage not built yet, or
+    a test of the config for a stage that only sometimes works (stylize without a style image)."""
+    key_extra: Callable[[RunConfig], Any] | None = None
+    """More that the artifact depends on besides config, code and inputs (the style image's file)."""
+
+    def passes_through(self, cfg: RunConfig) -> bool:
+        return self.passthrough(cfg) if callable(self.passthrough) else self.passthrough
 
 
 def _poses(ctx: Context, scene: Scene) -> Scene:
@@ -90,7 +99,10 @@ def _poses(ctx: Context, scene: Scene) -> Scene:
 GRAPH: list[Stage] = [
     Stage("ingest", ("source",), lambda ctx, s: s, "recon.stages.ingest", cached=False),
     Stage("poses", ("ingest",), _poses, "recon.stages.poses"),
-    Stage("filters", ("poses",), lambda ctx, s: pass_through("filters", s, ctx.obs), cached=False,
+    Stage("masks", ("poses",), lambda ctx, s: run_masks(ctx.cfg.ingest.masks, s, ctx.run_dir, ctx.obs),
+          "recon.stages.masks", passthrough=lambda cfg: cfg.ingest.masks != "auto",
+          key_extra=lambda cfg: cfg.ingest.masks),
+    Stage("filters", ("masks",), lambda ctx, s: pass_through("filters", s, ctx.obs), cached=False,
           passthrough=True),
     Stage("init", ("filters",), lambda ctx, s: run_init(ctx.cfg.init, s, ctx.obs), "recon.stages.init"),
     Stage("optimize", ("filters", "init"),
@@ -99,10 +111,12 @@ GRAPH: list[Stage] = [
           "recon.stages.optimize"),
     Stage("repair", ("optimize",), lambda ctx, r: pass_through("repair", r, ctx.obs), cached=False,
           passthrough=True),
-    Stage("stylize", ("repair",), lambda ctx, r: pass_through("stylize", r, ctx.obs), cached=False,
-          passthrough=True),
+    Stage("stylize", ("repair", "filters"), lambda ctx, r, s: run_stylize(ctx.cfg.stylize, r, s, ctx.obs, ctx.device),
+          "recon.stages.stylize", passthrough=lambda cfg: cfg.stylize.style_image is None,
+          key_extra=lambda cfg: style_key(cfg.stylize)),
     Stage("export", ("filters", "stylize"),
-          lambda ctx, s, r: run_export(ctx.cfg.export, s, r.gaussians, ctx.run_dir, ctx.obs, ctx.device),
+          lambda ctx, s, r: run_export(ctx.cfg.export, s, r.gaussians, ctx.run_dir, ctx.obs, ctx.device,
+                                       original=getattr(r, "original", None)),
           "recon.stages.export", cached=False),  # always rewrite the deliverables so a deleted file comes back
 ]
 STAGE_NAMES: list[str] = [s.name for s in GRAPH]
@@ -143,7 +157,8 @@ def run_pipeline(
     for name in (until, force):
         if name is not None and name not in STAGE_NAMES:
             raise ReconError(f"unknown stage '{name}'; stages are: {', '.join(STAGE_NAMES)}")
-    refuse_unbuilt(cfg.filters, cfg.repair, cfg.stylize)
+    refuse_unbuilt(cfg.filters, cfg.repair)
+    check_stylize(cfg.stylize)
     run_dir = writable_folder(Path(run_dir))
     ctx = Context(cfg, run_dir, resolve_device(cfg.device), obs)
     store = ArtifactStore(run_dir)
@@ -162,44 +177,56 @@ def run_pipeline(
     obs.log("; ".join(filter(None, [announce, describe(scene, cfg.optimize.steps, ctx.device, posed)])))
     artifacts: dict[str, Any] = {"source": scene}
     keys: dict[str, str] = {"source": scene_key or config_digest(scene.source)}
+    seconds, cached = run_stages(GRAPH, ctx, store, artifacts, keys, until, t0)
+    write_run_json(run_dir, cfg, ctx.device, seconds, cached, artifacts, keys)
+    return RunResult(run_dir, artifacts, seconds, cached)
+
+
+def run_stages(stages: list[Stage], ctx: Context, store: ArtifactStore, artifacts: dict[str, Any],
+               keys: dict[str, str], until: str | None = None, t0: float | None = None
+               ) -> tuple[dict[str, float], dict[str, bool]]:
+    """Run `stages` in order, each from the cache when it holds its key; `artifacts` and `keys`
+    hold their inputs and receive their outputs. t0: when the first stage was started (ingest's
+    clock starts before the input is read). → (seconds, cached) per stage."""
+    cfg, obs = ctx.cfg, ctx.obs
     seconds: dict[str, float] = {}
     cached: dict[str, bool] = {}
-
-    for stage in GRAPH:
-        if stage.name != "ingest":
+    for stage in stages:
+        if t0 is None:
             obs.stage_started(stage.name)
             t0 = time.perf_counter()
         key = stage_key(stage, cfg, ctx.device, [keys[i] for i in stage.inputs])
-        if stage.cached and store.has(stage.name, key):
+        cache = stage.cached and not stage.passes_through(cfg)
+        if cache and store.has(stage.name, key):
             artifacts[stage.name] = store.load(stage.name, key)
             cached[stage.name] = True
         else:
             ctx.stage_dir = store.folder(stage.name, key)
             artifacts[stage.name] = _run_stage(stage, ctx, [artifacts[i] for i in stage.inputs])
             cached[stage.name] = False
-            if stage.cached:
+            if cache:
                 store.save(stage.name, key, artifacts[stage.name])
                 (ctx.stage_dir / CHECKPOINT).unlink(missing_ok=True)  # the artifact supersedes it
         keys[stage.name] = key
         seconds[stage.name] = time.perf_counter() - t0
+        t0 = None
         obs.stage_finished(stage.name, seconds[stage.name], cached[stage.name])
         if stage.name == "init":
             obs.gaussians_updated(artifacts["init"], 0)
         if stage.name == until:
             break
-
-    _write_run_json(run_dir, cfg, ctx.device, seconds, cached, artifacts)
-    return RunResult(run_dir, artifacts, seconds, cached)
+    return seconds, cached
 
 
 def stage_key(stage: Stage, cfg: RunConfig, device: str, input_keys: list[str]) -> str:
     """The cache key of `stage`'s artifact. A pass-through stage hands its input's key on, so
     settings of stages that are not built yet cannot invalidate the stages after them."""
-    if stage.passthrough:
+    if stage.passes_through(cfg):
         return input_keys[0]
     section = getattr(cfg, stage.name, None)
     device_part = device if stage.name == "optimize" else None
-    return chain_key(stage.name, code_digest(stage.code), [section, device_part], input_keys)
+    parts = [section, device_part] + ([stage.key_extra(cfg)] if stage.key_extra is not None else [])
+    return chain_key(stage.name, code_digest(stage.code), parts, input_keys)
 
 
 def _run_stage(stage: Stage, ctx: Context, inputs: list[Any]) -> Any:
@@ -216,15 +243,21 @@ def _run_stage(stage: Stage, ctx: Context, inputs: list[Any]) -> Any:
         raise interrupt.Interrupted(signum, f"during {stage.name}") from e
 
 
-def _write_run_json(run_dir: Path, cfg: RunConfig, device: str, seconds: dict, cached: dict,
-                    artifacts: dict) -> None:
+def write_run_json(run_dir: Path, cfg: RunConfig, device: str, seconds: dict, cached: dict,
+                   artifacts: dict, keys: dict[str, str], extra: dict[str, Any] | None = None) -> None:
+    """RUN/run.json: config, versions, seconds per stage, the stages' cache keys (`recon stylize`
+    finds a run's optimisation by them), a summary, and `extra` fields."""
     import gsplat
 
-    summary: dict[str, Any] = {"views": len(artifacts["source"])}
+    summary: dict[str, Any] = {"views": len(artifacts["source"])} if "source" in artifacts else {}
     if "optimize" in artifacts:
         trained = artifacts["optimize"]
         summary.update(num_gaussians=len(trained.gaussians),
                        final_psnr=trained.log.psnr[-1] if trained.log.psnr else None)
+    stylized = artifacts.get("stylize")
+    if getattr(stylized, "original", None) is not None:
+        summary["stylize"] = {"method": stylized.method, "style_image": stylized.style_image,
+                              "seconds": stylized.seconds}
     atomic_write_json(run_dir / "run.json", {
         "recon_version": recon.__version__,
         "versions": {"torch": torch.__version__, "gsplat": gsplat.__version__, "python": platform.python_version()},
@@ -233,7 +266,9 @@ def _write_run_json(run_dir: Path, cfg: RunConfig, device: str, seconds: dict, c
         "config": cfg,
         "stage_seconds": seconds,
         "stage_cached": cached,
+        "stage_keys": {k: v for k, v in keys.items() if k != "source"},
         "summary": summary,
+        **(extra or {}),
     })
 
 

@@ -53,8 +53,7 @@ def test_a_wrong_type_in_a_flag_is_one_line(tmp_path, posed, capsys):
 
 
 def test_settings_of_stages_not_built_yet_are_refused(tmp_path, posed, capsys):
-    for flag in (["--config.filters.enabled"], ["--config.repair.enabled"],
-                 ["--config.stylize.style-image", "x.png"]):
+    for flag in (["--config.filters.enabled"], ["--config.repair.enabled"]):
         assert main(["run", "--images", str(posed), "--out", str(tmp_path / "o"), *TINY, *flag]) == 2
         assert "not built yet" in error_line(capsys)
 

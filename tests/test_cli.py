@@ -93,17 +93,13 @@ def test_camera_count_mismatch(tmp_path, posed_folder, capsys):
     assert "missing.png" in _error_line(capsys)
 
 
-def test_masks_requested_but_missing(tmp_path, posed_folder, capsys):
-    for m in (posed_folder / "masks").glob("*"):
-        m.unlink()
-    tj = posed_folder / "transforms.json"
-    data = json.loads(tj.read_text())
-    for f in data["frames"]:
-        f.pop("mask_path", None)
-    tj.write_text(json.dumps(data))
+def test_masks_none_ignores_the_mask_files_and_a_wrong_value_is_one_line(tmp_path, posed_folder, capsys):
+    assert main(["run", "--images", str(posed_folder), "--out", str(tmp_path / "o"), *TINY, "--until", "poses",
+                 "--config.ingest.masks", "none"]) == 0
+    assert "no masks" in capsys.readouterr().err
     assert main(["run", "--images", str(posed_folder), "--out", str(tmp_path / "o"), *TINY,
                  "--config.ingest.masks", "True"]) == 2
-    assert "mask" in _error_line(capsys)
+    assert "'files', 'auto', 'none'" in _error_line(capsys)
 
 
 def test_unknown_preset(tmp_path, posed_folder, capsys):

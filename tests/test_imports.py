@@ -69,7 +69,8 @@ FORBIDDEN = {
     "recon.eval": ("recon.cli",),
 }
 LIBRARY = ("recon.render", "recon.io", "recon.init", "recon.poses", "recon.priors", "recon.scene", "recon.gaussians",
-           "recon.losses", "recon.errors", "recon.events", "recon.cache", "recon.reproject")
+           "recon.losses", "recon.errors", "recon.events", "recon.cache", "recon.reproject", "recon.style",
+           "recon.exports")
 for lib in LIBRARY:
     FORBIDDEN[lib] = ("recon.cli", "recon.eval", "recon.pipeline", "recon.stages", "recon.train", "recon.presets")
 
