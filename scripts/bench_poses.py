@@ -106,7 +106,7 @@ class _Log(Observer):
             print("   ", message, flush=True)
 
 
-def run_case(key: str, cfg: PosesConfig, max_size: int, verbose: bool) -> dict:
+def run_case(key: str, cfg: PosesConfig, max_size: int, verbose: bool, label: str = "sift") -> dict:
     gt_views, files = CASES[key][1]()
     truth = {v.name: v.camera.world_to_cam for v in gt_views if v.camera.width > 1}  # sacre: none
     with tempfile.TemporaryDirectory(prefix="bench_poses_") as tmp:
@@ -125,7 +125,7 @@ def run_case(key: str, cfg: PosesConfig, max_size: int, verbose: bool) -> dict:
             est, method = {}, f"failed: {str(e)[:60]}"
         seconds, cpu = time.perf_counter() - t, time.process_time() - cpu
     err = pose_errors(est, truth)
-    return {"case": CASES[key][0], "matcher": cfg.matcher or "sift", "registered": f"{len(est)}/{len(gt_views)}",
+    return {"case": CASES[key][0], "matcher": label, "registered": f"{len(est)}/{len(gt_views)}",
             "method": method,
             "errors": err, "seconds": seconds, "cpu": cpu}
 
@@ -165,11 +165,12 @@ def main() -> None:
     rows = []
     for key in args.cases:
         for matcher in args.matchers:
-            cfg = (PosesConfig(method="sfm", allow_partial=True, features=args.features) if matcher == "sift"
+            cfg = (PosesConfig(method="sfm", allow_partial=True, features=args.features, matcher="sift")
+                   if matcher == "sift"
                    else PosesConfig(method="auto", allow_partial=True, features=args.features) if matcher == "auto"
                    else PosesConfig(method="learned", allow_partial=True, matcher=matcher))
             print(f"== {CASES[key][0]}, {matcher}", flush=True)
-            rows.append(run_case(key, cfg, args.max_size, args.verbose))
+            rows.append(run_case(key, cfg, args.max_size, args.verbose, matcher))
             print(table(rows[-1:]).splitlines()[-1], flush=True)
     text = table(rows)
     print(text)

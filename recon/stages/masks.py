@@ -22,10 +22,6 @@ from recon.masks.saliency import SaliencyModel
 from recon.scene import Scene
 
 
-GROW = 0.0
-"""Automatic masks are dilated by this fraction of the image's longer side (see the benchmarks)."""
-
-
 def run_masks(mode: str, scene: Scene, run_dir: Path, obs: Observer, model: str | None = None) -> Scene:
     """The scene with automatic masks (mode "auto"), or unchanged."""
     if mode != "auto":
@@ -34,10 +30,6 @@ def run_masks(mode: str, scene: Scene, run_dir: Path, obs: Observer, model: str 
     net = SaliencyModel(model)
     probs = [net(v.image) for v in scene.views]
     masks, hull = refine_masks(scene.cameras, [v.image for v in scene.views], probs, RefineConfig())
-    if GROW > 0:
-        from scipy import ndimage
-
-        masks = [ndimage.binary_dilation(m, iterations=max(1, round(GROW * max(m.shape)))) for m in masks]
     how = "u2netp + multi-view hull + GrabCut" if hull is not None else "u2netp alone (the views share no hull)"
     if scene.has_masks:
         obs.log("masks: the dataset's mask files are replaced by automatic masks (--config.ingest.masks auto)")
