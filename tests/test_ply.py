@@ -79,3 +79,15 @@ def test_splat_format_records():
     assert abs(int(rec["rgba"][j, 3]) - round(opac[i].item() * 255)) <= 1
     size = rec["scale"].prod(1) * rec["rgba"][:, 3]
     assert np.all(np.diff(size) <= 1e-6 * size.max()), "sorted by decreasing size·opacity"
+
+
+def test_a_written_splat_is_readable_by_others(tmp_path):
+    """mkstemp makes 0600; a deliverable gets the mode the user's umask gives any new file."""
+    import os
+
+    from recon.cache import UMASK
+
+    g = Gaussians.from_points(np.zeros((2, 3), np.float32), None, sh_degree=0)
+    write_ply(tmp_path / "s.ply", g)
+    assert (tmp_path / "s.ply").stat().st_mode & 0o777 == 0o666 & ~UMASK
+    assert os.access(tmp_path / "s.ply", os.R_OK)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from plyfile import PlyData, PlyElement
 
+from recon.cache import UMASK
 from recon.errors import ReconError
 from recon.gaussians import Gaussians, sh_degree_from_bases
 
@@ -44,6 +45,7 @@ def write_ply(path: str | Path, gaussians: Gaussians) -> None:
     os.close(fd)
     try:
         PlyData([PlyElement.describe(data, "vertex")], byte_order="<").write(tmp)
+        os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp makes 0600: the splat is a deliverable, readable as any file
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
