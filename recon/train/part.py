@@ -4,7 +4,9 @@ A part sees the Trainer through the attributes listed in `TrainerView` (duck-typ
 nothing above recon/train/part.py, so the Trainer can import every part). Every hook is optional.
 
 Order in one step (recon/train/trainer.py):
-    prepare_target → render the training view → view_loss → extra_loss → backward, Adam,
+    prepare_target → training_opacities → render the training view → photo_render (what the
+    camera saw of the clean render: haze, exposure) → pixel_weight (robust weights from this
+    step's residual) → photometric loss → view_loss → extra_loss → backward, Adam,
     densification → after_step
 and `finish` once at the end of training.
 """
@@ -27,7 +29,9 @@ class TrainerView(Protocol):
     scene: Scene
     dev: torch.device
     rng: np.random.Generator  # the one random stream of the run (checkpointed with it)
+    gen: torch.Generator  # the torch stream (backgrounds, dropout), checkpointed too
     step: int
+    total: int
     obs: Observer
     center: np.ndarray  # [3] the scene's centre
     radius: float  # the scene's radius
@@ -35,7 +39,7 @@ class TrainerView(Protocol):
 
     def degree(self) -> int: ...
 
-    def render_camera(self, camera, mode: str = "RGB", background: Tensor | None = None
+    def render_camera(self, camera, mode: str = "RGB", background: Tensor | None = None, opacity_fn=None
                       ) -> tuple[Tensor, Tensor, dict]: ...
 
 
@@ -51,6 +55,28 @@ class Part:
     def prepare_target(self, trainer: TrainerView, view: int, target: Tensor, background: Tensor) -> Tensor:
         """The image [H,W,3] training view `view` is fitted to this step (default: unchanged)."""
         return target
+
+    def training_opacities(self, trainer: TrainerView, opacities: Tensor) -> Tensor:
+        """The opacities [N] the training view is rendered with this step (default: unchanged);
+        test-time and saved renders never see this."""
+        return opacities
+
+    def photo_render(self, trainer: TrainerView, view: int, rgb: Tensor, render: Tensor, alpha: Tensor,
+                     background: Tensor) -> Tensor:
+        """What training view `view`'s photo should show, given the splat's render of it: rgb
+        [1,H,W,3] (the previous part's result; the clean render for the first part), render
+        [1,H,W,ch] (with depth as the last channel when a part needs it), alpha [1,H,W,1],
+        background [3]. The photometric loss compares the result with the target, so a model of
+        the camera or the air (exposure, haze) is learned there and never enters the splat."""
+        return rgb
+
+    def pixel_weight(self, trainer: TrainerView, view: int, rgb: Tensor, target: Tensor, render: Tensor,
+                     alpha: Tensor) -> Tensor | None:
+        """A per-pixel loss weight [H,W] (≥ 0) for this step's photometric loss, from this step's
+        photo render rgb [1,H,W,3], target [H,W,3], render [1,H,W,ch] and alpha [1,H,W,1] (all
+        detached); multiplied with the driver's `set_pixel_weights` map and the other parts'
+        weights. None = no opinion (1 everywhere)."""
+        return None
 
     def view_loss(self, trainer: TrainerView, view: int, render: Tensor, alpha: Tensor) -> Tensor | None:
         """An extra loss on this step's training render (render [1,H,W,ch], alpha [1,H,W,1])."""

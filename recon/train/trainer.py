@@ -12,6 +12,7 @@ and `state_dict()` / `load_state_dict()` make a checkpoint that resumes bit for 
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -99,11 +100,12 @@ class Trainer:
         """The SH degree active at this step."""
         return min(self.step // self.cfg.sh_degree_interval, self.max_degree)
 
-    def render_camera(self, camera: Camera, mode: str = "RGB", background: Tensor | None = None
-                      ) -> tuple[Tensor, Tensor, dict]:
-        """(render [1,H,W,ch], alpha [1,H,W,1], meta) of any camera, in the autograd graph."""
+    def render_camera(self, camera: Camera, mode: str = "RGB", background: Tensor | None = None,
+                      opacity_fn=None) -> tuple[Tensor, Tensor, dict]:
+        """(render [1,H,W,ch], alpha [1,H,W,1], meta) of any camera, in the autograd graph
+        (opacity_fn: [N] → [N] on the activated opacities, e.g. a dropout)."""
         vm, K = camera_tensors(camera, self.dev)
-        return self.splat.render(vm, K, camera.width, camera.height, self.degree(), mode, background)
+        return self.splat.render(vm, K, camera.width, camera.height, self.degree(), mode, background, opacity_fn)
 
     @torch.no_grad()
     def render(self, camera: Camera, mode: str = "RGB", background: Tensor | None = None
@@ -195,11 +197,11 @@ class Trainer:
         for p in self.parts:
             target = p.prepare_target(self, i, target, bg)
         out, alpha, info = splat.render(*self.cams[i], cam.width, cam.height, self.degree(),
-                                        "RGB+D" if self.needs_depth else "RGB", bg)
+                                        "RGB+D" if self.needs_depth else "RGB", bg, self._opacity_fn)
         if densify:
             splat.strategy.step_pre_backward(splat.params, splat.optimizers, splat.state, step, info)
-        rgb = out[..., :3]
-        total = losses.photometric_loss(rgb, target[None], self.cfg.ssim_lambda, self.pixel_weights[i])
+        rgb, weight = self._photo_and_weight(i, out, alpha, bg, target)
+        total = losses.photometric_loss(rgb, target[None], self.cfg.ssim_lambda, weight)
         for p in self.parts:
             extra = p.view_loss(self, i, out, alpha)
             if extra is not None:
@@ -220,6 +222,26 @@ class Trainer:
         if step % 10 == 0 or step == self.total - 1:
             self._record(step, total, rgb, target)
         self.step += 1
+
+    def _opacity_fn(self, opacities: Tensor) -> Tensor:
+        for p in self.parts:
+            opacities = p.training_opacities(self, opacities)
+        return opacities
+
+    def _photo_and_weight(self, i: int, out: Tensor, alpha: Tensor, bg: Tensor, target: Tensor
+                          ) -> tuple[Tensor, Tensor | None]:
+        """(what view i's photo should show [1,H,W,3], its per-pixel loss weight [H,W] or None): the
+        parts' photo models (haze, exposure) applied to the render in turn, then the driver's pixel
+        weights times every part's robust weights from this step's residual."""
+        rgb = out[..., :3]
+        for p in self.parts:
+            rgb = p.photo_render(self, i, rgb, out, alpha, bg)
+        weight = self.pixel_weights[i]
+        for p in self.parts:
+            w = p.pixel_weight(self, i, rgb.detach(), target, out.detach(), alpha.detach())
+            if w is not None:
+                weight = w if weight is None else weight * w
+        return rgb, weight
 
     def _densifying(self) -> bool:
         d = self.cfg.densify
@@ -270,6 +292,10 @@ class Trainer:
         return state
 
     def load_state_dict(self, state: dict) -> None:
+        # A copy: training on from a state must not change it (torch's Adam and gsplat's strategy
+        # update their tensors in place, the log appends), and the optimise stage's artifact is
+        # continued by repair while the evaluation and the cache still hold it.
+        state = copy.deepcopy(state)
         self.step, self.total = state["step"], state["total"]
         self.splat.load_state_dict(state["splat"])
         self.rng.bit_generator.state = state["rng"]

@@ -1,0 +1,173 @@
+"""The few-view parts of issue 15, each on a small synthetic case: dropout's compensation keeps the
+expected render, opacity decay follows its schedule, the binocular warp is exact for a known depth,
+and the dark-background term lowers alpha on dark pixels only."""
+
+from __future__ import annotations
+
+import dataclasses
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+from recon.gaussians import Gaussians
+from recon.render import rasterize
+from recon.train import OptimizeConfig, Trainer
+from recon.train.parts.binocular import warp_from_shifted
+from recon.train.parts.dropout import DropGaussian, DropoutConfig
+from recon.train.parts.opacity_decay import OpacityDecay, OpacityDecayConfig
+
+from synthetic import colored_blob, random_init, render_scene, ring_cameras
+
+
+def test_dropout_keeps_the_expected_render():
+    """Separate faint Gaussians: each pixel sees at most one, so the render is linear in opacity
+    and the mean over many dropped renders equals the full render."""
+    xs = np.linspace(-1.2, 1.2, 7)
+    pts = np.stack(np.meshgrid(xs, xs, [0.0]), -1).reshape(-1, 3).astype(np.float32)
+    g = Gaussians.from_points(pts, np.full((len(pts), 3), 0.8, np.float32), sh_degree=0, opacity=0.2, scale=0.05)
+    cam = ring_cameras(1, 64, 64, radius=4.0, elevation=0.0)[0]
+    means, quats, scales, opac = g.activated()
+    vm = torch.tensor(cam.world_to_cam, dtype=torch.float32)[None]
+    K = torch.tensor(cam.K, dtype=torch.float32)[None]
+
+    def render(o):
+        return rasterize(means, quats, scales, o, g.colors_sh, vm, K, 64, 64, sh_degree=0, backend="cpu")[0]
+
+    part = DropGaussian(DropoutConfig(rate=0.3, ramp=0.5))
+    trainer = SimpleNamespace(step=50, total=100, gen=torch.Generator().manual_seed(0))
+    assert abs(part.rate(trainer) - 0.3) < 1e-9 and abs(part.rate(SimpleNamespace(step=25, total=100)) - 0.15) < 1e-9
+    full = render(opac)
+    mean = sum(render(part.training_opacities(trainer, opac)) for _ in range(300)) / 300
+    assert (mean - full).abs().max() < 0.02 and full.max() > 0.1
+    dropped = part.training_opacities(trainer, opac)
+    assert ((dropped == 0) | torch.isclose(dropped, opac / 0.7)).all()
+
+
+def test_opacity_decay_follows_its_schedule():
+    logit = torch.nn.Parameter(torch.logit(torch.tensor([0.9, 0.5, 0.2])))
+    trainer = SimpleNamespace(step=0, splat=SimpleNamespace(params={"opacities": logit}))
+    part = OpacityDecay(OpacityDecayConfig(factor=0.99, start=3))
+    for step in range(10):
+        trainer.step = step
+        part.after_step(trainer)
+    expected = torch.tensor([0.9, 0.5, 0.2]) * 0.99 ** 7  # steps 3..9
+    assert torch.allclose(torch.sigmoid(logit), expected, atol=1e-5)
+
+
+def test_the_binocular_warp_is_exact_for_a_known_depth():
+    """A textured plane at depth Z: the right camera (moved by d along x) sees the texture shifted
+    by fx·d/Z pixels; warping its image with that depth gives the left image back."""
+    H, W, f, cx, Z, d = 40, 64, 50.0, 32.0, 4.0, 0.3
+
+    def view(shift: float) -> torch.Tensor:
+        u = torch.arange(W, dtype=torch.float64) + 0.5
+        x = (u - cx) * Z / f + shift  # the world x the pixel sees on the plane
+        tex = 0.5 + 0.4 * torch.sin(3 * x)[None, :, None] * torch.ones(H, 1, 3, dtype=torch.float64)
+        return tex
+
+    left, right = view(0.0), view(d)
+    warped, valid = warp_from_shifted(right, torch.full((H, W), Z, dtype=torch.float64), f, d)
+    assert valid[:, 5:].all() and (warped - left)[valid].abs().max() < 5e-3  # bilinear sampling; the first ~4 columns come from outside
+    assert (view(0.1) - left).abs().max() > 0.02, "a wrong depth would not match"
+
+
+def test_dark_background_lowers_alpha_on_dark_pixels_only():
+    """The object on a black backdrop (as DTU's) and, among the seeds, black Gaussians on a shell
+    around it: over the backdrop they match the photo on a black background, so the photometric
+    loss leaves them; the dark-background term makes them transparent, and the object stays."""
+    scene = render_scene(colored_blob(300), ring_cameras(3, 32, 24), with_masks=False)
+    for v in scene.views:
+        v.image[:] = np.where(v.image.max(-1, keepdims=True) > 0.05, v.image, 0.0)
+    cfg = OptimizeConfig(steps=60, backend="cpu", stream_every_s=1e9, checkpoint_every_s=0, background="black")
+    cfg.densify = dataclasses.replace(cfg.densify, enabled=False)
+    rng = np.random.default_rng(1)
+    shell = rng.normal(size=(150, 3))
+    shell = shell / np.linalg.norm(shell, axis=1, keepdims=True) * rng.uniform(1.6, 2.2, (150, 1))
+    black = Gaussians.from_points(shell.astype(np.float32), np.zeros((150, 3), np.float32), sh_degree=0,
+                                  opacity=0.8, scale=0.2)
+    seeds = random_init(200)
+    init = Gaussians(**{k: torch.cat([getattr(seeds, k), getattr(black, k)]) for k in Gaussians.KEYS})
+
+    def alphas(weight: float) -> tuple[float, float]:
+        c = dataclasses.replace(cfg, regularize=dataclasses.replace(
+            cfg.regularize, dark_background=dataclasses.replace(cfg.regularize.dark_background, weight=weight)))
+        t = Trainer(c, scene, init)
+        t.train()
+        dark, lit = [], []
+        for v in scene.views:
+            rgb, a = t.render(v.camera)
+            m = torch.from_numpy(v.image.max(-1) < 30 / 255)
+            dark.append(a[m].mean().item())
+            lit.append((rgb - torch.from_numpy(v.image)).abs()[~m].mean().item())
+        return float(np.mean(dark)), float(np.mean(lit))
+
+    dark0, lit_error0 = alphas(0.0)
+    dark1, lit_error1 = alphas(1.0)
+    assert dark0 > 0.2, "without the term the black shell stays over the backdrop"
+    assert dark1 < dark0 * 0.5, (dark0, dark1)
+    assert lit_error1 < lit_error0 + 0.01, (lit_error0, lit_error1)  # the object is fitted as well
+
+
+def test_the_anisotropy_term_pulls_needles_in_and_leaves_round_gaussians_and_discs():
+    from recon.train.parts.anisotropy import Anisotropy, AnisotropyConfig, axis_ratio, needle_share
+
+    needle, ball, disc = [1.0, 0.05, 0.05], [0.3, 0.3, 0.2], [0.02, 1.0, 1.0]
+    log_scales = torch.nn.Parameter(torch.log(torch.tensor([needle, ball, disc])))
+    assert abs(needle_share(log_scales.detach()) - 1 / 3) < 1e-6
+    assert abs(needle_share(log_scales.detach(), over="min") - 2 / 3) < 1e-6, "max/min counts the disc too"
+    trainer = SimpleNamespace(splat=SimpleNamespace(params={"scales": log_scales}))
+    part = Anisotropy(AnisotropyConfig(weight=1.0, max_ratio=10.0))
+    part.extra_loss(trainer).backward()
+    assert log_scales.grad[1:].abs().max() == 0, "a round Gaussian and a disc feel nothing"
+    assert log_scales.grad[0, 0] > 0 and log_scales.grad[0, 1:].sum() < 0, "the long axis shrinks, a short one grows"
+    opt = torch.optim.SGD([log_scales], lr=0.5)
+    for _ in range(20):
+        opt.zero_grad()
+        part.extra_loss(trainer).backward()
+        opt.step()
+    assert axis_ratio(log_scales.detach())[0] <= 10.0 + 1e-3
+
+
+def test_each_switch_builds_its_part():
+    from recon.train.registry import build_parts
+
+    scene = render_scene(colored_blob(50), ring_cameras(2, 16, 12), with_masks=False)
+    reg = OptimizeConfig().regularize
+    switches = {"dropout": dict(rate=0.2), "opacity_decay": dict(factor=0.995), "dark_background": dict(weight=1.0),
+                "binocular": dict(weight=1.0), "anisotropy": dict(weight=1.0), "dropout_consistency": dict(weight=0.5)}
+    base = {p.name for p in build_parts(OptimizeConfig(), scene)}
+    for field, values in switches.items():
+        cfg = OptimizeConfig(regularize=dataclasses.replace(reg, **{field: dataclasses.replace(getattr(reg, field), **values)}))
+        added = {p.name for p in build_parts(cfg, scene)} - base
+        assert len(added) == 1, (field, added)
+
+
+def test_dropout_consistency_favours_gaussians_that_each_carry_the_image():
+    """One Gaussian of opacity 0.5 and ten stacked copies that together give the same image: a
+    random drop removes the lone one's whole contribution but only some of the copies', so the
+    term is larger for the lone Gaussian; and it is zero when the two renders agree."""
+    from recon.train.parts.dropout_consistency import DropoutConsistency, DropoutConsistencyConfig
+
+    cam = ring_cameras(1, 32, 32, radius=4.0, elevation=0.0)[0]
+    vm = torch.tensor(cam.world_to_cam, dtype=torch.float32)[None]
+    K = torch.tensor(cam.K, dtype=torch.float32)[None]
+
+    def term(n: int) -> float:
+        o = 1 - 0.5 ** (1 / n)  # n copies of opacity o: 1 − (1 − o)^n = 0.5
+        g = Gaussians.from_points(np.zeros((n, 3), np.float32), np.full((n, 3), 0.9, np.float32), sh_degree=0,
+                                  opacity=o, scale=0.5)
+        means, quats, scales, opac = g.activated()
+
+        def render_camera(camera, mode="RGB", background=None, opacity_fn=None):
+            return rasterize(means, quats, scales, opacity_fn(opac) if opacity_fn else opac, g.colors_sh, vm, K,
+                             32, 32, sh_degree=0, backend="cpu")
+
+        trainer = SimpleNamespace(scene=SimpleNamespace(views=[SimpleNamespace(camera=cam)]), render_camera=render_camera,
+                                  gen=torch.Generator().manual_seed(0))
+        part = DropoutConsistency(DropoutConsistencyConfig(weight=1.0, rate=0.3))
+        full, alpha, _ = render_camera(cam)
+        return float(np.mean([part.view_loss(trainer, 0, full, alpha).item() for _ in range(40)]))
+
+    lone, stacked = term(1), term(10)
+    assert lone > 2 * stacked > 0, (lone, stacked)
