@@ -110,9 +110,21 @@ def _print_summary(result, seconds: float) -> None:
         trained = result.artifacts["optimize"]
         psnr = f", training PSNR {trained.log.psnr[-1]:.2f} dB" if trained.log.psnr else ""
         c.print(f"  {len(trained.gaussians):,} Gaussians{psnr}", highlight=False)
+    if "repair" in result.artifacts:
+        c.print(f"  repair: {_repair_line(result.artifacts['repair'], result.run_dir)}", highlight=False)
     c.print(f"  {seconds:.1f} s in all; run folder: {result.run_dir}", highlight=False)
     if "export" in result.artifacts:
         c.print(f"  splat: {result.artifacts['export']['ply']}", highlight=False)
+
+
+def _repair_line(repaired, run_dir: Path) -> str:
+    """Which repairer ran (the repair stage's artifact says), or that repair was off."""
+    rounds = getattr(repaired, "rounds", None)
+    if rounds is None:
+        return "off (--config.repair.enabled repairs pseudo views and trains on them)"
+    views = sum(r.views for r in rounds)
+    return (f"{repaired.method} ran: {len(rounds)} rounds, {views} pseudo views repaired, {repaired.seconds:.1f} s; "
+            f"pictures in {Path(run_dir) / 'repair'}")
 
 
 @dataclass

@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from recon.gaussians import Gaussians
     from recon.scene import Scene
 
@@ -28,6 +30,10 @@ class Observer:
     def step_metrics(self, step: int, metrics: dict[str, float]) -> None: ...
 
     def log(self, message: str) -> None: ...
+
+    def images_ready(self, title: str, images: "list[np.ndarray]") -> None:
+        """Pictures a stage made for a person to look at, float [H,W,3] in [0,1] (the repair
+        rounds' render | repaired | confidence); a later call with the same title replaces them."""
 
     def should_pause(self) -> bool:
         """Polled by long loops; True makes them wait (the viewer's pause button)."""
@@ -64,6 +70,9 @@ class Observers(Observer):
 
     def log(self, message: str) -> None:
         self._call("log", message)
+
+    def images_ready(self, title: str, images: "list[np.ndarray]") -> None:
+        self._call("images_ready", title, images)
 
     def should_pause(self) -> bool:
         return any(o.should_pause() for o in self.observers)

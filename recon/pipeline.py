@@ -34,7 +34,8 @@ from recon.stages.ingest import IngestConfig, run_ingest
 from recon.stages.init import InitConfig, run_init
 from recon.stages.masks import run_masks
 from recon.stages.optimize import OptimizeConfig, run_optimize
-from recon.stages.passthrough import FiltersConfig, RepairConfig, pass_through, refuse_unbuilt
+from recon.stages.filters import FiltersConfig, check_config as check_filters, run_filters, write_trust_maps
+from recon.stages.repair_config import RepairConfig, check_config as check_repair
 from recon.stages.poses import PosesConfig, run_poses
 from recon.stages.stylize import StylizeConfig, check_config as check_stylize, run_stylize, style_key
 
@@ -95,6 +96,30 @@ def _poses(ctx: Context, scene: Scene) -> Scene:
     return posed
 
 
+def _filters(ctx: Context, scene: Scene) -> Scene:
+    if not ctx.cfg.filters.enabled:
+        ctx.obs.log("filters: off (--config.filters.enabled to filter occluders, weather and haze), "
+                    "the photos pass through")
+        return scene
+    return run_filters(ctx.cfg.filters, scene, ctx.run_dir, ctx.obs)
+
+
+def _optimize(ctx: Context, scene: Scene, init):
+    trained = run_optimize(ctx.cfg.optimize, scene, init, ctx.obs, ctx.device, ctx.cfg.share_cpu,
+                           ctx.stage_dir / CHECKPOINT)
+    write_trust_maps(scene, trained.state, ctx.run_dir, ctx.obs)  # nothing unless the filters ran
+    return trained
+
+
+def _repair(ctx: Context, trained, scene: Scene):
+    from recon.stages.repair import pass_through as repair_off, run_repair
+
+    if not ctx.cfg.repair.enabled:
+        return repair_off(trained, ctx.run_dir, ctx.obs)
+    return run_repair(ctx.cfg.repair, ctx.cfg.optimize, trained, scene, ctx.run_dir, ctx.obs, ctx.device,
+                      ctx.cfg.share_cpu)
+
+
 # The whole pipeline on one screen. "source" is the ingested scene the run starts from.
 GRAPH: list[Stage] = [
     Stage("ingest", ("source",), lambda ctx, s: s, "recon.stages.ingest", cached=False),
@@ -102,15 +127,11 @@ GRAPH: list[Stage] = [
     Stage("masks", ("poses",), lambda ctx, s: run_masks(ctx.cfg.ingest.masks, s, ctx.run_dir, ctx.obs),
           "recon.stages.masks", passthrough=lambda cfg: cfg.ingest.masks != "auto",
           key_extra=lambda cfg: cfg.ingest.masks),
-    Stage("filters", ("masks",), lambda ctx, s: pass_through("filters", s, ctx.obs), cached=False,
-          passthrough=True),
+    Stage("filters", ("masks",), _filters, "recon.stages.filters", passthrough=lambda cfg: not cfg.filters.enabled),
     Stage("init", ("filters",), lambda ctx, s: run_init(ctx.cfg.init, s, ctx.obs), "recon.stages.init"),
-    Stage("optimize", ("filters", "init"),
-          lambda ctx, s, g: run_optimize(ctx.cfg.optimize, s, g, ctx.obs, ctx.device, ctx.cfg.share_cpu,
-                                         ctx.stage_dir / CHECKPOINT),
-          "recon.stages.optimize"),
-    Stage("repair", ("optimize",), lambda ctx, r: pass_through("repair", r, ctx.obs), cached=False,
-          passthrough=True),
+    Stage("optimize", ("filters", "init"), _optimize, "recon.stages.optimize"),
+    Stage("repair", ("optimize", "filters"), _repair, "recon.stages.repair",
+          passthrough=lambda cfg: not cfg.repair.enabled),
     Stage("stylize", ("repair", "filters"), lambda ctx, r, s: run_stylize(ctx.cfg.stylize, r, s, ctx.obs, ctx.device),
           "recon.stages.stylize", passthrough=lambda cfg: cfg.stylize.style_image is None,
           key_extra=lambda cfg: style_key(cfg.stylize)),
@@ -157,7 +178,8 @@ def run_pipeline(
     for name in (until, force):
         if name is not None and name not in STAGE_NAMES:
             raise ReconError(f"unknown stage '{name}'; stages are: {', '.join(STAGE_NAMES)}")
-    refuse_unbuilt(cfg.filters, cfg.repair)
+    check_filters(cfg.filters)
+    check_repair(cfg.repair)
     check_stylize(cfg.stylize)
     run_dir = writable_folder(Path(run_dir))
     ctx = Context(cfg, run_dir, resolve_device(cfg.device), obs)
@@ -254,6 +276,10 @@ def write_run_json(run_dir: Path, cfg: RunConfig, device: str, seconds: dict, ca
         trained = artifacts["optimize"]
         summary.update(num_gaussians=len(trained.gaussians),
                        final_psnr=trained.log.psnr[-1] if trained.log.psnr else None)
+    repaired = artifacts.get("repair")
+    if getattr(repaired, "rounds", None) is not None:
+        summary["repair"] = {"method": repaired.method, "seconds": repaired.seconds,
+                             "rounds": [vars(r) for r in repaired.rounds]}
     stylized = artifacts.get("stylize")
     if getattr(stylized, "original", None) is not None:
         summary["stylize"] = {"method": stylized.method, "style_image": stylized.style_image,

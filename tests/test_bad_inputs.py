@@ -52,10 +52,13 @@ def test_a_wrong_type_in_a_flag_is_one_line(tmp_path, posed, capsys):
     assert "--config.optimize.steps" in line and "1k" in line and "╭" not in line
 
 
-def test_settings_of_stages_not_built_yet_are_refused(tmp_path, posed, capsys):
-    for flag in (["--config.filters.enabled"], ["--config.repair.enabled"]):
-        assert main(["run", "--images", str(posed), "--out", str(tmp_path / "o"), *TINY, *flag]) == 2
-        assert "not built yet" in error_line(capsys)
+def test_settings_that_would_do_nothing_are_refused(tmp_path, posed, capsys):
+    for flags, names in ((["--config.filters.haze", "on"], ("filters.haze", "filters.enabled")),
+                         (["--config.filters.enabled", "--config.filters.no-transients",
+                           "--config.filters.robust.k", "2"], ("filters.robust", "filters.transients"))):
+        assert main(["run", "--images", str(posed), "--out", str(tmp_path / "o"), *TINY, *flags]) == 2
+        line = error_line(capsys)
+        assert all(n in line for n in names), line
 
 
 def test_a_huge_image_is_refused_by_name(tmp_path, capsys):

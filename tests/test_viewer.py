@@ -196,6 +196,28 @@ def test_observer_draws_scene_cameras(scene) -> None:
     np.testing.assert_allclose(obs.server.initial_camera.position, start.position)
 
 
+def test_observer_shows_a_stages_pictures_and_replaces_them() -> None:
+    """The repair rounds' render | repaired | confidence reach the panel; a later round replaces
+    the earlier one's (fewer pictures: the extra handles go)."""
+    with live.ViewerObserver(port=0) as obs:
+        big = np.linspace(0, 1, 300 * 1000 * 3, dtype=np.float32).reshape(300, 1000, 3)
+        obs.images_ready("repair round 1", [big, big, big])
+        for _ in range(200):  # drawn by the worker (≤ 10 s)
+            if len(getattr(obs.app, "_pictures", [])) == 3:
+                break
+            threading.Event().wait(0.05)
+        assert len(obs.app._pictures) == 3 and "repair round 1" in obs.app._pictures_title.content
+        assert max(obs.app._pictures[0].image.shape[:2]) <= 480
+        obs.images_ready("repair round 2", [np.zeros((20, 30, 3), np.float32)])
+        for _ in range(200):
+            if len(obs.app._pictures) == 1:
+                break
+            threading.Event().wait(0.05)
+        assert len(obs.app._pictures) == 1 and "repair round 2" in obs.app._pictures_title.content
+        assert obs.app._pictures[0].image.shape == (20, 30, 3)
+        assert obs.errors == 0
+
+
 # --- exact render -------------------------------------------------------------------------------
 class _FakeCameraHandle:
     def __init__(self, wxyz, position, fov=np.deg2rad(60), aspect=2.0) -> None:

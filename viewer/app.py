@@ -22,6 +22,7 @@ DISPLAY_MODES = ("Live splats", "Exact RGB", "Exact depth", "Exact alpha")
 # Exact renders run on the CPU next to the optimiser: keep them small.
 EXACT_MAX_SIDE = 320
 FRUSTUM_IMAGE_MAX_SIDE = 160
+PICTURE_MAX_SIDE = 480  # the panel is ~300 px wide; larger only costs messages
 
 
 def _downsample(image: np.ndarray, max_side: int) -> np.ndarray:
@@ -138,6 +139,28 @@ class ViewerApp:
             text = f"{value:.4g}" if isinstance(value, float) else str(value)
             if handle.value != text:  # each assignment is a websocket message
                 handle.value = text
+
+    def set_images(self, title: str, images: list[np.ndarray]) -> None:
+        """Show a stage's pictures (the repair rounds' render | repaired | confidence) in the panel's
+        "Pictures" folder, replacing the ones shown before: the latest round is what is training."""
+        with self._lock:
+            gui = self.server.gui
+            if not hasattr(self, "_pictures"):
+                self._pictures_folder = gui.add_folder("Pictures")
+                with self._pictures_folder:
+                    self._pictures_title = gui.add_markdown("")
+                self._pictures: list = []
+            self._pictures_title.content = f"**{title}** ({len(images)})"
+            for handle in self._pictures[len(images):]:
+                handle.remove()
+            del self._pictures[len(images):]
+            for k, image in enumerate(images):
+                small = (np.clip(_downsample(image, PICTURE_MAX_SIDE), 0, 1) * 255 + 0.5).astype(np.uint8)
+                if k < len(self._pictures):
+                    self._pictures[k].image = small
+                else:
+                    with self._pictures_folder:
+                        self._pictures.append(gui.add_image(small, format="jpeg"))
 
     @property
     def paused(self) -> bool:

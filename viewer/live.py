@@ -55,6 +55,7 @@ class ViewerObserver(Observer):
         # Slots the hooks write and the worker reads; a single attribute assignment is atomic.
         self._pending_gaussians: tuple["Gaussians", int] | None = None
         self._pending_scene: "Scene | None" = None
+        self._pending_images: tuple[str, list] | None = None  # (title, pictures [H,W,3] in [0,1])
         self._status: dict[str, str | int | float] = {}
         self._framed = False
         self.pushes = 0  # number of splat updates sent (tests and the benchmark read it)
@@ -94,6 +95,10 @@ class ViewerObserver(Observer):
                 status[name] = float(metrics[key])
         self._status = status
 
+    def images_ready(self, title: str, images: list) -> None:
+        self._pending_images = (title, images)
+        self._wake.set()
+
     def should_pause(self) -> bool:
         return self.app.paused
 
@@ -112,6 +117,9 @@ class ViewerObserver(Observer):
                 scene, self._pending_scene = self._pending_scene, None
                 if scene is not None:
                     self._show_scene(scene)
+                images, self._pending_images = self._pending_images, None
+                if images is not None:
+                    self.app.set_images(*images)
                 # On stop, push the last state whatever the throttle says: it is the result.
                 if self._pending_gaussians is not None and (stopping or time.monotonic() >= next_push):
                     cost = self._push()

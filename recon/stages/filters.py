@@ -1,0 +1,178 @@
+"""filters: photos with people, cars, rain, snow, haze or lens drops still give a clean splat.
+
+The stage looks at the posed training views and hands the optimisation a `FilterPlan`
+(recon/train/parts/filter_plan.py) in scene.meta["filters"]; the Trainer builds its parts from it:
+- rain and snow: thin bright streaks and round flakes found in each photo (recon/filters/weather.py)
+  get trust 0 in that view's prior trust map;
+- transients and fixed-in-image defects: robust per-pixel weights from the residuals as training
+  goes, confirmed by the other views (recon/filters/robust.py, parts/robust.py);
+- haze: an atmosphere (airlight A, extinction β, t = exp(−β·depth)) started from the dark-channel
+  estimate (recon/filters/haze.py) and learned with the splat, never baked into it;
+- per-photo appearance (opt-in): a colour map per view, learned and kept out of the splat.
+After the optimisation, `write_trust_maps` draws RUN/filters/VIEW.png (photo | trust | removed).
+Every setting is honoured or refused (`check_config`): none is accepted and ignored.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from recon.errors import ReconError
+from recon.events import Observer
+from recon.filters.haze import estimate_haze, start_beta
+from recon.filters.weather import WeatherConfig, detect_weather
+from recon.scene import Scene
+from recon.train.parts.appearance import AppearanceConfig
+from recon.train.parts.filter_plan import META_KEY, FilterPlan
+from recon.train.parts.haze import HazeConfig, HazeStart
+from recon.train.parts.robust import RobustConfig
+
+FOLDER = "filters"
+Mode = Literal["auto", "on", "off"]
+
+
+@dataclass
+class FiltersConfig:
+    enabled: bool = False
+    """Weather and occlusion filters: per-pixel trust maps as loss weights, and a haze model."""
+    transients: bool = True
+    """Robust weights from the residuals: what one photo shows and the others do not (people,
+    cars, a branch) and what sits at the same pixel of every photo (lens drops, dirt)."""
+    weather: Mode = "auto"
+    """Rain streaks (and, with on, snow flakes) get trust 0: auto = rain streaks in the photos
+    where they are detected; on = every streak and flake the detector finds."""
+    haze: Mode = "auto"
+    """Learn an atmosphere (airlight, β; t = exp(−β·depth)) with the splat and leave it out of
+    the output: auto = when the photos' dark channel says hazy."""
+    appearance: bool = False
+    """A per-photo colour map (exposure, white balance) learned in training, left out of the splat."""
+    robust: RobustConfig = field(default_factory=RobustConfig)
+    """The robust weights' schedule and thresholds (with `transients`)."""
+    rain: WeatherConfig = field(default_factory=WeatherConfig)
+    """The streak and flake detector (with `weather` not off)."""
+    haze_fit: HazeConfig = field(default_factory=HazeConfig)
+    """The atmosphere's learning (with `haze` not off)."""
+    appearance_fit: AppearanceConfig = field(default_factory=AppearanceConfig)
+    """The per-photo maps' learning (with `appearance`)."""
+
+
+# Sub-settings and the switch without which they would do nothing.
+_NEEDS = {"robust": ("transients", lambda c: c.transients), "rain": ("weather", lambda c: c.weather != "off"),
+          "haze_fit": ("haze", lambda c: c.haze != "off"), "appearance_fit": ("appearance", lambda c: c.appearance)}
+
+
+def check_config(cfg: FiltersConfig) -> None:
+    """One line naming a setting that would do nothing: any filters setting while the stage is
+    off, or a sub-setting whose filter is off."""
+    default = FiltersConfig()
+    changed = [f.name for f in fields(cfg) if f.name != "enabled" and getattr(cfg, f.name) != getattr(default, f.name)]
+    if not cfg.enabled and changed:
+        raise ReconError(f"--config.filters.{changed[0].replace('_', '-')}: the filters stage is off, so this "
+                         "setting would do nothing; add --config.filters.enabled")
+    for name in changed:
+        if name in _NEEDS and not _NEEDS[name][1](cfg):
+            switch = _NEEDS[name][0]
+            raise ReconError(f"--config.filters.{name.replace('_', '-')}: --config.filters.{switch} is off, so "
+                             "this setting would do nothing")
+
+
+def _weather_trust(cfg: FiltersConfig, scene: Scene, obs: Observer) -> list[np.ndarray | None]:
+    """Each view's prior trust map [H,W] (0 on rain streaks and snow flakes), None = 1."""
+    if cfg.weather == "off":
+        return [None] * len(scene.views)
+    trust: list[np.ndarray | None] = []
+    found = []
+    for v in scene.views:
+        w = detect_weather(v.image, cfg.rain)
+        # Snow only when asked: small round bright blobs do not tell snow from natural highlights
+        # (a clean LLFF fern: 113-142 a view, snowed by scripts/corrupt.py: 158-201), so in auto
+        # mode flakes are left to the robust weights (a flake is in one view only).
+        mask = (w.rain if (w.rainy or cfg.weather == "on") else False) | (w.snow if cfg.weather == "on" else False)
+        if np.any(mask):
+            trust.append((~np.asarray(mask)).astype(np.float32))
+            found.append(f"{v.name}: {w.streaks} streaks, {w.flakes} flakes, {100 * np.mean(mask):.1f}% masked")
+        else:
+            trust.append(None)
+    said = "; ".join(found) if found else "none found"
+    obs.log(f"filters: rain and snow ({cfg.weather}, weights-free detector): {said}")
+    return trust
+
+
+def _haze_plan(cfg: FiltersConfig, scene: Scene, obs: Observer) -> tuple[HazeConfig, HazeStart] | None:
+    """The atmosphere's settings and start, or None: dark-channel estimate from the photos, β
+    such that a surface at the cameras' median distance from the scene's centre keeps the
+    estimated transmission."""
+    if cfg.haze == "off":
+        return None
+    est = estimate_haze([v.image for v in scene.views])
+    if cfg.haze == "auto" and not est.hazy:
+        obs.log(f"filters: haze auto: the photos look clear (dark-channel level {est.haze_level:.2f}), no haze model")
+        return None
+    center, _ = scene.bounds()
+    depth = float(np.median([np.linalg.norm(c.center - center) for c in scene.cameras]))
+    beta = start_beta(est.transmission, depth)
+    a = ", ".join(f"{x:.2f}" for x in est.airlight)
+    obs.log(f"filters: haze {cfg.haze} (dark-channel level {est.haze_level:.2f}): starting from β = {beta:.3g}, "
+            f"airlight ({a}), learned with the splat and left out of it")
+    return cfg.haze_fit, HazeStart(beta, est.airlight)
+
+
+def run_filters(cfg: FiltersConfig, scene: Scene, run_dir: Path, obs: Observer) -> Scene:
+    """The scene with a FilterPlan in meta["filters"] for the optimisation."""
+    t0 = time.perf_counter()
+    trust = _weather_trust(cfg, scene, obs)
+    plan = FilterPlan(trust, cfg.robust if cfg.transients else None, _haze_plan(cfg, scene, obs),
+                      cfg.appearance_fit if cfg.appearance else None)
+    on = [n for n, x in (("robust weights", plan.robust), ("haze", plan.haze), ("appearance", plan.appearance))
+          if x is not None]
+    obs.log(f"filters: {', '.join(on) or 'no training part'} on ({time.perf_counter() - t0:.1f} s); trust maps "
+            f"are drawn to {Path(run_dir) / FOLDER} after the optimisation")
+    return replace(scene, meta={**scene.meta, META_KEY: plan})
+
+
+def trust_maps(scene: Scene, state: dict) -> list[np.ndarray] | None:
+    """Each view's final trust [H,W] (robust weights of its last visit × its prior map) from the
+    optimise stage's Trainer state, or None when the filters were off."""
+    plan = scene.meta.get(META_KEY)
+    if plan is None:
+        return None
+    robust = state.get("parts", {}).get("robust weights", {}).get("weights", {})
+    maps = []
+    for i, v in enumerate(scene.views):
+        t = np.ones(v.image.shape[:2], np.float32)
+        if i in robust:
+            t = t * robust[i].numpy()
+        if plan.trust[i] is not None:
+            t = t * plan.trust[i]
+        maps.append(t)
+    return maps
+
+
+def write_trust_maps(scene: Scene, state: dict, run_dir: Path, obs: Observer, height: int = 160) -> None:
+    """RUN/filters/VIEW.png: photo | trust (white = trusted) | what was removed (photo × distrust),
+    and RUN/filters/contact.png with every view, smaller. Nothing when the filters were off."""
+    from PIL import Image
+
+    from recon.io.images import save_image
+
+    maps = trust_maps(scene, state)
+    if maps is None:
+        return
+    folder = Path(run_dir) / FOLDER
+    rows = []
+    for v, t in zip(scene.views, maps):
+        row = np.concatenate([v.image, np.repeat(t[..., None], 3, -1), v.image * (1 - t[..., None])], axis=1)
+        save_image(folder / f"{v.name}.png", row)
+        h, w = row.shape[:2]
+        small = Image.fromarray((np.clip(row, 0, 1) * 255 + 0.5).astype(np.uint8)).resize(
+            (max(1, round(w * height / h)), height), Image.BOX)
+        rows.append(np.asarray(small, np.float32) / 255)
+    width = min(r.shape[1] for r in rows)
+    save_image(folder / "contact.png", np.concatenate([r[:, :width] for r in rows], axis=0))
+    low = ", ".join(f"{v.name} {100 * np.mean(t < 0.5):.1f}%" for v, t in zip(scene.views, maps))
+    obs.log(f"filters: pixels with trust < 0.5: {low}; pictures in {folder}")

@@ -1,0 +1,174 @@
+"""repair: after the main optimisation, R rounds of optimise ⇄ repair on pseudo views.
+
+Each round renders P pseudo views around and between the training cameras (recon/repair/
+cameras.py: nearest first, farther in later rounds), repairs each into a target with a per-pixel
+confidence, hands them to the same Trainer the optimise stage ran (continued from its state) as
+one target group with weight w, and trains K more steps. Repairers (recon/repair/):
+  reproject        (no weights) the nearest training photos reprojected through the splat's depth,
+                   with an occlusion test and a vote among the photos
+  img2img          SD 1.5 image-to-image on the render          (weights on disk only)
+  controlnet-tile  SD 1.5 + ControlNet-tile, GaussianObject's recipe  (weights on disk only)
+  difix            Difix3D+ single step with a reference view   (weights on disk only)
+The repaired views are written to RUN/repair/round_R/ (render | repaired | confidence) and
+announced to observers (run log, viewer). Off by default: then the stage hands its input on.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from recon.cpu_share import CpuShare
+from recon.events import Observer
+from recon.repair.cameras import nearest_sources, pseudo_cameras
+from recon.repair.difix import DifixConfig
+from recon.repair.diffusion import DiffusionConfig
+from recon.repair.reproject import ReprojectConfig, ReprojectionRepairer
+from recon.repair.views import RenderedView, Repairer, SourceView
+from recon.scene import Camera, Scene
+from recon.stages.export import write_png
+from recon.stages.optimize import Trained
+from recon.stages.repair_config import RepairConfig, check_config
+from recon.train import OptimizeConfig, Target, Trainer
+
+__all__ = ["RepairConfig", "Repaired", "RoundRecord", "check_config", "make_repairer", "run_repair",
+           "DiffusionConfig", "DifixConfig", "ReprojectConfig"]
+
+GROUP = "repair"
+FOLDER = "repair"
+
+
+@dataclass
+class RoundRecord:
+    """What one round did: its pseudo views, their mean confidence, the confidence-weighted L1
+    between render and target before and after the round's K steps, and its seconds."""
+
+    views: int
+    confidence: float
+    error_before: float
+    error_after: float
+    seconds: float
+
+
+@dataclass
+class Repaired(Trained):
+    """The repair stage's artifact: a `Trained` (the splat, the log, the Trainer's state) after the
+    rounds, with which repairer ran and what each round did."""
+
+    method: str = ""
+    rounds: list[RoundRecord] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def make_repairer(cfg: RepairConfig, device: str = "cpu") -> Repairer:
+    """The repairer `cfg.method` names (diffusion models load here, from disk only)."""
+    if cfg.method == "reproject":
+        return ReprojectionRepairer(cfg.reproject)
+    if cfg.method == "difix":
+        from recon.repair.difix import DifixRepairer
+
+        return DifixRepairer(cfg.difix, device)
+    from recon.repair.diffusion import StableDiffusionRepairer
+
+    return StableDiffusionRepairer(cfg.diffusion, cfg.method, device)
+
+
+def rendered(trainer: Trainer, cam: Camera) -> RenderedView:
+    """The splat's colour, alpha and expected depth at `cam`, as numpy."""
+    out, alpha = trainer.render(cam, "RGB+D")
+    a = alpha.clamp(0, 1)
+    depth = torch.where(a > 1e-6, out[..., 3] / a.clamp_min(1e-6), torch.zeros_like(a))
+    return RenderedView(cam, out[..., :3].clamp(0, 1).cpu().numpy(), a.cpu().numpy(), depth.cpu().numpy())
+
+
+def sources_of(trainer: Trainer, scene: Scene) -> list[SourceView]:
+    """Each training view's photo with the splat's render there (for the occlusion test)."""
+    out = []
+    for v in scene.views:
+        r = rendered(trainer, v.camera)
+        out.append(SourceView(v.camera, r.render, r.alpha, r.depth, photo=v.image, mask=v.mask))
+    return out
+
+
+def target_error(trainer: Trainer, targets: list[Target]) -> float:
+    """Mean over targets of the confidence-weighted L1 between the render and the target."""
+    errs = []
+    for t in targets:
+        img, _ = trainer.render(t.camera, "RGB", torch.tensor(t.background, dtype=torch.float32, device=trainer.dev))
+        w = np.ones(img.shape[:2], np.float32) if t.confidence is None else t.confidence
+        if w.sum() > 0:
+            diff = np.abs(img.cpu().numpy() - t.image).mean(-1)
+            errs.append(float((w * diff).sum() / w.sum()))
+    return float(np.mean(errs)) if errs else 0.0
+
+
+def panel(render: np.ndarray, repaired: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+    """render | repaired | confidence (grey), side by side with white gutters, [H, 3W+8, 3]."""
+    gutter = np.ones((render.shape[0], 4, 3), np.float32)
+    conf = np.repeat(np.clip(confidence, 0, 1)[..., None], 3, -1)
+    return np.concatenate([render, gutter, repaired, gutter, conf], axis=1)
+
+
+def repair_round(trainer: Trainer, repairer: Repairer, cfg: RepairConfig, scene: Scene, r: int,
+                 folder: Path, obs: Observer) -> list[Target]:
+    """Round r's targets: render the pseudo views, repair each, save render | repaired | confidence."""
+    centre, _ = scene.bounds()
+    cams = pseudo_cameras(scene.cameras, centre, r, cfg.rounds, cfg.views, cfg.spread, cfg.scale)
+    sources = sources_of(trainer, scene)
+    targets, panels = [], []
+    for k, cam in enumerate(cams):
+        view = rendered(trainer, cam)
+        order = nearest_sources(cam, scene.cameras, len(scene.cameras))
+        rep = repairer.repair(view, [sources[i] for i in order])
+        targets.append(Target(cam, rep.image, rep.confidence, rep.background))
+        panels.append(panel(view.render, rep.image, rep.confidence))
+        write_png(folder / f"round_{r + 1}" / f"view_{k:02d}.png", panels[-1])
+    obs.images_ready(f"repair round {r + 1}", panels)
+    return targets
+
+
+def run_repair(cfg: RepairConfig, opt: OptimizeConfig, trained: Trained, scene: Scene, run_dir: Path, obs: Observer,
+               device: str = "cpu", share_cpu: bool = False) -> Repaired:
+    """Continue `trained`'s optimisation with cfg.rounds rounds of repaired pseudo views."""
+    t0 = time.perf_counter()
+    repairer = make_repairer(cfg, device)
+    obs.log(f"repair: {repairer.name}; {cfg.rounds} rounds × {cfg.views} pseudo views, {cfg.steps} steps each, "
+            f"weight {cfg.weight}")
+    trainer = Trainer(opt, scene, trained.gaussians, device, obs)
+    trainer.load_state_dict(trained.state)
+    folder = Path(run_dir) / FOLDER
+    shutil.rmtree(folder, ignore_errors=True)  # pictures of an earlier run's rounds
+    share = CpuShare() if share_cpu and device == "cpu" else None
+    records = []
+    try:
+        for r in range(cfg.rounds):
+            t1 = time.perf_counter()
+            targets = repair_round(trainer, repairer, cfg, scene, r, folder, obs)
+            before = target_error(trainer, targets)
+            trainer.add_targets(GROUP, targets, cfg.weight)
+            trainer.train(cfg.steps, before_step=share.apply if share is not None else None)
+            rec = RoundRecord(len(targets), float(np.mean([t.confidence.mean() for t in targets])) if targets else 0.0,
+                              before, target_error(trainer, targets), time.perf_counter() - t1)
+            records.append(rec)
+            obs.log(f"repair: round {r + 1}/{cfg.rounds}: {rec.views} views (mean confidence {rec.confidence:.2f}), "
+                    f"error to the targets {rec.error_before:.4f} → {rec.error_after:.4f}, {rec.seconds:.1f} s; "
+                    f"saved to {folder / f'round_{r + 1}'}")
+    finally:
+        if share is not None:
+            share.close()
+    trainer.clear_targets(GROUP)
+    result = trainer.finish()
+    return Repaired(result, trainer.log, trainer.state_dict(), repairer.name, records, time.perf_counter() - t0)
+
+
+def pass_through(trained: Trained, run_dir: Path, obs: Observer) -> Trained:
+    """Repair off: the optimised splat goes on; pictures of an earlier run's rounds go."""
+    shutil.rmtree(Path(run_dir) / FOLDER, ignore_errors=True)
+    obs.log("repair: off (--config.repair.enabled to repair pseudo views), the splat passes through")
+    return trained
