@@ -21,8 +21,10 @@ class Eval:
 
     data: Path
     """A scene folder (DTU scan, LLFF scene, Blender scene) or a data root holding many (SpaRe: its release folder)."""
-    protocol: Literal["dtu", "llff", "blender", "spare", "auto"] = "dtu"
-    """Split and metrics (recon/eval/protocols.py, spare.py). auto: DTU, LLFF and Blender scenes by layout."""
+    protocol: Literal["dtu", "llff", "blender", "spare", "holdout", "auto"] = "dtu"
+    """Split and metrics (recon/eval/protocols.py, spare.py, holdout.py). auto: DTU, LLFF and Blender
+    scenes by layout. holdout: a COLMAP dataset's photos, every (n/views)-th trained as plain photos
+    (cameras estimated), the rest scored as novel views (e.g. lund_door, the bundled sample's scene)."""
     views: tuple[int, ...] = (3,)
     """Training view counts, e.g. --views 3 6 9 (SpaRe's split file fixes its own)."""
     scenes: tuple[str, ...] = ()

@@ -25,7 +25,7 @@ import numpy as np
 
 from recon import interrupt
 from recon.cache import config_digest
-from recon.eval.metrics import Lpips
+from recon.eval.metrics import Lpips, psnr
 from recon.eval.protocols import Prepared, Protocol, SceneRef
 from recon.errors import ReconError
 from recon.events import Observer, Observers
@@ -153,12 +153,13 @@ def _train_and_score(job: Job, work: Path, sub: Path, obs: Observer | None) -> d
     cfg = replace(job.cfg, share_cpu=False)
     cfg = replace(cfg, ingest=replace(cfg.ingest, masks="auto" if job.train_masks == "auto" else "files"))
     result = run_pipeline(cfg, work / "run", observers, scene=train, scene_key=key)
-    gaussians = result.artifacts["optimize"].gaussians
+    gaussians = result.artifacts["repair"].gaussians  # the optimised splat, repaired when repair is on
     device = resolve_device(job.cfg.device)
     backend = job.cfg.optimize.backend
     lpips = Lpips()
     per_view, renders = [], {}
-    for index, cam in sorted(prep.test_cameras.items()):
+    test_cameras = prep.test_cameras if prep.align is None else prep.align(result.artifacts["poses"])
+    for index, cam in sorted(test_cameras.items()):
         img = render_view(gaussians, cam, backend, device)
         write_png(work / "test" / f"{index:03d}.png", img)
         # Score the 8-bit image a reader of the PNG gets, so files and numbers agree.
@@ -176,6 +177,9 @@ def _train_and_score(job: Job, work: Path, sub: Path, obs: Observer | None) -> d
     masked = result.artifacts.get("masks") if job.train_masks == "auto" else None
     _write_contact(work / "contact.png", renders, prep, masked)
     entry = {k: _mean([r[k] for r in per_view]) for k in job.protocol.metrics}
+    # The training views' PSNR beside the novel views': a preset must not trade the one for the other unseen.
+    entry["train_psnr"] = _mean([psnr(np.clip(render_view(gaussians, v.camera, backend, device), 0, 1), v.image)
+                                 for v in result.artifacts["poses"].views])
     entry.update(protocol=job.protocol.name, views=job.n_views, train_masks=job.train_masks, status="ok", error=None,
                  seconds=round(seconds, 2), num_gaussians=len(gaussians), train_views=prep.split.train,
                  test_views=prep.split.test, scored_views=len(per_view))

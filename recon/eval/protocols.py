@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,6 +65,9 @@ class Prepared:
     test_cameras: dict[int, Camera]
     gt: dict[int, View] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    align: Callable[[Scene], dict[int, Camera]] | None = None
+    """For training views whose cameras the run estimates: the posed training scene → the test
+    cameras in its frame (replacing test_cameras)."""
 
 
 def dtu_split(n_views: int, total: int = 49) -> Split:

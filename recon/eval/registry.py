@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from recon.errors import ReconError
+from recon.eval.holdout import Holdout
 from recon.eval.protocols import DTU, LLFF, Blender, Protocol, is_regnerf_root
 from recon.eval.spare import Spare
 from recon.io.dtu import find_idr_cameras
 
-PROTOCOLS: dict[str, type[Protocol]] = {"dtu": DTU, "llff": LLFF, "blender": Blender, "spare": Spare}
+PROTOCOLS: dict[str, type[Protocol]] = {"dtu": DTU, "llff": LLFF, "blender": Blender, "spare": Spare,
+                                         "holdout": Holdout}
 
 
 def make_protocol(name: str, **options) -> Protocol:

@@ -24,7 +24,7 @@ PUBLISHED = Path(str(resources.files("recon.data"))) / "published.yaml"
 ALL_METRICS = ("psnr", "psnr_masked", "ssim", "ssim_masked", "ssim_box", "lpips", "lpips_masked", "lpips_box")
 LABELS = {"psnr": "PSNR", "psnr_masked": "masked PSNR", "ssim": "SSIM", "ssim_masked": "masked SSIM",
           "ssim_box": "box SSIM", "lpips": "LPIPS", "lpips_masked": "masked LPIPS", "lpips_box": "box LPIPS"}
-CSV_COLUMNS = ("protocol", "scene", "views", "train_masks", "status", "standard", *ALL_METRICS, "seconds",
+CSV_COLUMNS = ("protocol", "scene", "views", "train_masks", "status", "standard", *ALL_METRICS, "train_psnr", "seconds",
                "num_gaussians", "train_views", "test_views", "error")
 
 
@@ -44,7 +44,7 @@ def table_rows(jobs: list[Job], records: dict[str, dict]) -> list[dict]:
         row = {"protocol": j.protocol.name, "scene": j.scene.name, "views": j.n_views, "status": e.get("status"),
                "train_masks": j.train_masks,
                "standard": j.protocol.standard(j.scene.name), "error": e.get("error") or "",
-               "seconds": e.get("seconds"), "num_gaussians": e.get("num_gaussians"),
+               "seconds": e.get("seconds"), "num_gaussians": e.get("num_gaussians"), "train_psnr": e.get("train_psnr"),
                "train_views": " ".join(map(str, e.get("train_views") or [])),
                "test_views": " ".join(map(str, e.get("test_views") or []))}
         row.update({k: e.get(k) for k in ALL_METRICS})

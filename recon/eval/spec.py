@@ -41,7 +41,7 @@ def mean_entry(entries: list[dict], keys: tuple[str, ...]) -> dict:
     """Means over the finished scenes; a metric is null if any of them lacks it."""
     ok = [e for e in entries if e.get("status") == "ok"]
     out = {}
-    for k in (*keys, "seconds", "num_gaussians"):
+    for k in (*keys, "train_psnr", "seconds", "num_gaussians"):
         values = [e.get(k) for e in ok]
         out[k] = None if not values or any(v is None for v in values) else float(np.mean(values))
     return out
