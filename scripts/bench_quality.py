@@ -42,16 +42,56 @@ ABLATION = {
 }
 
 
+# The few-view parts of issue 15, each alone and together, on the fast preset trained on the full
+# photos (DTU with --train-masks none, as published). Black background under the DTU rows: the
+# random one paints DTU's black backdrop and white table as floaters (docs/benchmarks.md).
+R = "--config.optimize.regularize."
+BLACK = ["--config.optimize.background", "black"]
+DARK, DECAY, DROP = [R + "dark-background.weight", "1.0"], [R + "opacity-decay.factor", "0.995"], [R + "dropout.rate", "0.2"]
+BINO = [R + "binocular.weight", "1.0"]
+ANISO = [R + "anisotropy.weight", "1.0"]
+# The fast preset as it was before issue 15 (it now has decay and anisotropy on): every PARTS row
+# starts from it, so the table stays what it measured.
+BEFORE = [R + "opacity-decay.factor", "1.0", R + "anisotropy.weight", "0"]
+PARTS = [  # (scene, row name, flags), in the order they run: the telling ones first
+    ("dtu_scan37", "black background", BLACK),
+    ("dtu_scan37", "anisotropy 1.0 (needles)", ANISO),
+    ("llff_fern", "anisotropy 1.0 (needles)", ANISO),
+    ("dtu_scan37", "black + dark + decay + DropGaussian", BLACK + DARK + DECAY + DROP),
+    ("llff_fern", "DropGaussian + opacity decay", DROP + DECAY),
+    ("dtu_scan37", "black + dark background 1.0", BLACK + DARK),
+    ("dtu_scan37", "black + opacity decay 0.995", BLACK + DECAY),
+    ("dtu_scan37", "black + DropGaussian 0.2", BLACK + DROP),
+    ("llff_fern", "DropGaussian 0.2", DROP),
+    # Candidates for the fast preset, on its own random background (the masked-training trick)
+    ("dtu_scan37", "decay + DropGaussian + anisotropy", DECAY + DROP + ANISO),
+    ("llff_fern", "decay + DropGaussian + anisotropy", DECAY + DROP + ANISO),
+    ("dtu_scan37", "decay + anisotropy", DECAY + ANISO),
+    ("llff_fern", "decay + anisotropy", DECAY + ANISO),
+    ("llff_fern", "opacity decay 0.995", DECAY),
+    ("dtu_scan37", "fast before issue 15 (random background)", []),
+    ("llff_fern", "fast before issue 15", []),
+    # Not run yet on 2 cores (each costs a second render a step): ("dtu_scan37", "black + binocular 1.0",
+    # BLACK + BINO), ("llff_fern", "binocular 1.0", BINO), and the DropoutGS consistency term.
+]
+
+
+def slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name).strip("_")
+
+
 def recon_command() -> str:
     """The `recon` console script of this interpreter's environment (also when it is not on PATH)."""
     beside = Path(sys.executable).parent / "recon"
     return str(beside) if beside.exists() else "recon"
 
 
-def run_eval(protocol: str, data: Path, preset: str, out: Path, device: str, flags: list[str]) -> dict:
-    """One `recon eval` in a child process → its results.json mean, wall and CPU seconds, load."""
+def run_eval(protocol: str, data: Path, preset: str, out: Path, device: str, flags: list[str],
+             resume: bool = False) -> dict:
+    """One `recon eval` in a child process → its results.json mean, wall and CPU seconds, load.
+    resume: no --force, so a job already scored in `out` with the same settings is reused."""
     cmd = [recon_command(), "eval", "--protocol", protocol, "--data", str(data), "--views", "3", "--preset", preset,
-           "--out", str(out), "--device", device, "--force", *flags]
+           "--out", str(out), "--device", device, *([] if resume else ["--force"]), *flags]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
@@ -60,8 +100,10 @@ def run_eval(protocol: str, data: Path, preset: str, out: Path, device: str, fla
     if proc.returncode != 0:
         raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stderr[-2000:]}")
     results = json.loads(next(out.rglob("results.json")).read_text())
-    return {"mean": results["mean"], "wall": wall, "cpu": (after.ru_utime + after.ru_stime)
-            - (before.ru_utime + before.ru_stime), "load": os.getloadavg()[0], "cmd": " ".join(cmd)}
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    if resume and wall < results["mean"].get("seconds", 0):  # reused: the job's own seconds, its CPU time unknown
+        wall, cpu = results["mean"]["seconds"], None
+    return {"mean": results["mean"], "wall": wall, "cpu": cpu, "load": os.getloadavg()[0], "cmd": " ".join(cmd)}
 
 
 def extra_scenes() -> list[tuple[str, Path, list[int], list[int], bool]]:
@@ -143,7 +185,7 @@ def fmt(v: float | None, digits: int = 2) -> str:
 def row(name: str, scene: str, r: dict) -> str:
     m = r["mean"]
     return (f"| {name} | {scene} | {fmt(m['psnr'])} | {fmt(m.get('psnr_masked'))} | {fmt(m['ssim'], 3)} | "
-            f"{int(m['num_gaussians'])} | {r['wall']:.0f} | {r['cpu']:.0f} | {r['load']:.1f} |")
+            f"{int(m['num_gaussians'])} | {r['wall']:.0f} | {fmt(r['cpu'], 0)} | {r['load']:.1f} |")
 
 
 HEADER = ("| run | scene | PSNR | masked PSNR | SSIM | Gaussians | seconds (wall) | CPU s | load |\n"
@@ -161,6 +203,9 @@ def main() -> None:
                     help="only the ablation rows whose name contains one of these words (default: all)")
     ap.add_argument("--ablation-scenes", nargs="+", default=["dtu_scan37"], choices=list(SCENES),
                     help="scenes of the ablation (each row is a whole fast-preset run)")
+    ap.add_argument("--parts", action="store_true", help="issue 15's parts alone and together (PARTS)")
+    ap.add_argument("--parts-rows", nargs="+", default=[], help="only the PARTS rows whose name contains one of these")
+    ap.add_argument("--resume", action="store_true", help="reuse jobs already scored in --out (no --force)")
     ap.add_argument("--extra", action="store_true", help="DTU scan37 other triplets, Middlebury temple 4 views")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_quality")
     ap.add_argument("--no-append", action="store_true", help="print the tables, do not touch docs/benchmarks.md")
@@ -188,6 +233,18 @@ def main() -> None:
                 abl.append(row(f"fast {name}", scene, r))
                 print(abl[-1], flush=True)
         sections.append(("Ablation: the fast preset with one part switched off", abl))
+    if args.parts:
+        rows = [HEADER]
+        for scene, name, flags in PARTS:
+            if args.parts_rows and not any(w in name for w in args.parts_rows):
+                continue
+            protocol, data = SCENES[scene]
+            r = run_eval(protocol, data, "fast", args.out / "parts" / slug(name) / scene, args.device, BEFORE + flags,
+                         args.resume)
+            rows.append(row(name, scene, r))
+            print(rows[-1], flush=True)
+        sections.append(("Few-view parts, alone and together (the fast preset as before issue 15, trained on "
+                         "full photos: DTU `--train-masks none`)", rows))
     if args.extra:
         extra = [HEADER]
         for name, data, train, test, masked in extra_scenes():
@@ -205,7 +262,7 @@ def main() -> None:
 
 def render_report(sections: list[tuple[str, list[str]]], args: argparse.Namespace) -> str:
     cpu = platform.processor() or platform.machine()
-    out = [f"\n## Sparse-view quality (issue 5) — {date.today().isoformat()}\n",
+    out = [f"\n## Sparse-view quality (issues 5, 15) — {date.today().isoformat()}\n",
            f"- Machine: {platform.platform()}, {os.cpu_count()} CPU cores ({cpu}), device {args.device}; "
            f"load average {os.getloadavg()[0]:.1f} at the end (shared cores: wall seconds are pessimistic)",
            f"- Command: `python scripts/bench_quality.py {' '.join(sys.argv[1:])}` (each row is one `recon eval "
