@@ -237,7 +237,23 @@ class Stylize:
               f"splat: {result.artifacts['export']['ply']} (unstylised beside it: splat_unstyled.ply)", flush=True)
 
 
-COMMANDS = {"run": Run, "eval": Eval, "view": View, "export": Export, "stylize": Stylize}
+@dataclass
+class Weights:
+    """Which learned parts are on this disk, from where, how big, and what each stage would use."""
+
+    action: tyro.conf.Positional[Literal["list", "check"]] = "list"
+    """list: what is there; check: also load each one (nonzero exit when one is missing or fails)."""
+
+    def main(self) -> None:
+        from recon.weights import report
+
+        lines, ok = report(check=self.action == "check")
+        print("\n".join(lines), flush=True)
+        if not ok:
+            raise ReconError("recon weights check: a packaged learned part is missing or does not load (above)")
+
+
+COMMANDS = {"run": Run, "eval": Eval, "view": View, "export": Export, "stylize": Stylize, "weights": Weights}
 PRESET_COMMANDS = {"run", "eval"}
 
 
