@@ -144,9 +144,10 @@ def ring_views(folder: Path, n: int) -> list[int]:
 
 
 def run_library(data: Path, train: list[int], test: list[int], masked: bool, preset: str, out: Path,
-                device: str) -> dict:
-    """Train with `recon.pipeline.run_pipeline` on chosen views and score the test views as
-    `recon eval` does (8-bit renders, PSNR, masked PSNR, SSIM)."""
+                device: str, before: bool = False) -> dict:
+    """Train with `recon.pipeline.run_pipeline` on chosen views, on the full photos as `recon eval
+    --train-masks none` does, and score the test views as it does (8-bit renders, PSNR, masked
+    PSNR, SSIM). before: the fast preset as it was before issue 15 (no decay, no anisotropy)."""
     import numpy as np
 
     from recon.eval.metrics import masked_psnr, psnr, ssim
@@ -157,10 +158,15 @@ def run_library(data: Path, train: list[int], test: list[int], masked: bool, pre
     from recon.stages.export import render_view
 
     scene = load_scene(data, downscale=4, with_masks=True) if masked else load_scene(data)
+    from recon.eval.evaluate import training_scene
+
     cfg = load_preset(preset)
     cfg.device = device
+    if before:
+        cfg.optimize.regularize.opacity_decay.factor, cfg.optimize.regularize.anisotropy.weight = 1.0, 0.0
     t0, c0 = time.perf_counter(), time.process_time()
-    result = run_pipeline(cfg, out, Observer(), scene=scene.subset(train), scene_key=f"{data}:{train}")
+    result = run_pipeline(cfg, out, Observer(), scene=training_scene(scene.subset(train), "none"),
+                          scene_key=f"{data}:{train}")
     g = result.artifacts["optimize"].gaussians
     rows = []
     for v in scene.subset(test).views:
@@ -248,11 +254,14 @@ def main() -> None:
     if args.extra:
         extra = [HEADER]
         for name, data, train, test, masked in extra_scenes():
-            r = run_library(data, train, test, masked, "fast", args.out / "extra" / name, args.device)
-            extra.append(row(f"fast, views {','.join(map(str, train))}", name, r))
-            print(extra[-1], flush=True)
-        sections.append(("No tuning to the two scenes: other views and scenes (fast preset, in-process: "
-                         "`recon eval` has no option to pick training views)", extra))
+            for before in (True, False):
+                label = "fast before issue 15" if before else "fast"
+                r = run_library(data, train, test, masked, "fast", args.out / "extra" / slug(label) / name, args.device,
+                                before)
+                extra.append(row(f"{label}, views {','.join(map(str, train))}", name, r))
+                print(extra[-1], flush=True)
+        sections.append(("No tuning to the two scenes: other views and scenes, trained on the full photos "
+                         "(in-process: `recon eval` has no option to pick training views)", extra))
     report = render_report(sections, args)
     print(report)
     if not args.no_append:
