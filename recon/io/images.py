@@ -336,6 +336,18 @@ def save_image(path: str | Path, rgb: np.ndarray) -> None:
     _save(path, Image.fromarray(np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8)))
 
 
+def contact_sheet(rows: list[np.ndarray], height: int) -> np.ndarray:
+    """Float RGB rows [H,W,3] in [0,1], each shrunk to `height` pixels (box filter) and stacked,
+    cut to the narrowest: one picture of every view for a person to look at."""
+    small = []
+    for row in rows:
+        h, w = row.shape[:2]
+        im = Image.fromarray((np.clip(row, 0, 1) * 255 + 0.5).astype(np.uint8))
+        small.append(np.asarray(im.resize((max(1, round(w * height / h)), height), Image.BOX), np.float32) / 255)
+    width = min(r.shape[1] for r in small)
+    return np.concatenate([r[:, :width] for r in small], axis=0)
+
+
 def save_mask(path: str | Path, mask: np.ndarray) -> None:
     """Atomically write a bool mask [H,W] as an 8-bit grayscale image (255 on the object)."""
     _save(path, Image.fromarray(mask.astype(np.uint8) * 255))

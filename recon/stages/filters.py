@@ -156,9 +156,7 @@ def trust_maps(scene: Scene, state: dict) -> list[np.ndarray] | None:
 def write_trust_maps(scene: Scene, state: dict, run_dir: Path, obs: Observer, height: int = 160) -> None:
     """RUN/filters/VIEW.png: photo | trust (white = trusted) | what was removed (photo × distrust),
     and RUN/filters/contact.png with every view, smaller. Nothing when the filters were off."""
-    from PIL import Image
-
-    from recon.io.images import save_image
+    from recon.io.images import contact_sheet, save_image
 
     maps = trust_maps(scene, state)
     if maps is None:
@@ -166,13 +164,8 @@ def write_trust_maps(scene: Scene, state: dict, run_dir: Path, obs: Observer, he
     folder = Path(run_dir) / FOLDER
     rows = []
     for v, t in zip(scene.views, maps):
-        row = np.concatenate([v.image, np.repeat(t[..., None], 3, -1), v.image * (1 - t[..., None])], axis=1)
-        save_image(folder / f"{v.name}.png", row)
-        h, w = row.shape[:2]
-        small = Image.fromarray((np.clip(row, 0, 1) * 255 + 0.5).astype(np.uint8)).resize(
-            (max(1, round(w * height / h)), height), Image.BOX)
-        rows.append(np.asarray(small, np.float32) / 255)
-    width = min(r.shape[1] for r in rows)
-    save_image(folder / "contact.png", np.concatenate([r[:, :width] for r in rows], axis=0))
+        rows.append(np.concatenate([v.image, np.repeat(t[..., None], 3, -1), v.image * (1 - t[..., None])], axis=1))
+        save_image(folder / f"{v.name}.png", rows[-1])
+    save_image(folder / "contact.png", contact_sheet(rows, height))
     low = ", ".join(f"{v.name} {100 * np.mean(t < 0.5):.1f}%" for v, t in zip(scene.views, maps))
     obs.log(f"filters: pixels with trust < 0.5: {low}; pictures in {folder}")

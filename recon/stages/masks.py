@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from recon.events import Observer
-from recon.io.images import save_image, save_mask
+from recon.io.images import contact_sheet, save_image, save_mask
 from recon.masks.refine import RefineConfig, refine_masks
 from recon.masks.saliency import SaliencyModel
 from recon.scene import Scene
@@ -43,16 +43,9 @@ def run_masks(mode: str, scene: Scene, run_dir: Path, obs: Observer, model: str 
 
 
 def _write(scene: Scene, probs: list[np.ndarray], folder: Path, height: int = 120) -> None:
-    from PIL import Image
-
     rows = []
     for v, p in zip(scene.views, probs):
         save_mask(folder / f"{v.name}.png", v.mask)
         trio = [v.image, np.repeat(p[..., None], 3, -1), np.repeat(v.mask[..., None], 3, -1).astype(np.float32)]
-        row = np.concatenate(trio, axis=1)
-        h, w = row.shape[:2]
-        small = Image.fromarray((np.clip(row, 0, 1) * 255 + 0.5).astype(np.uint8)).resize(
-            (max(1, round(w * height / h)), height), Image.BOX)
-        rows.append(np.asarray(small, np.float32) / 255)
-    width = min(r.shape[1] for r in rows)
-    save_image(folder / "contact.png", np.concatenate([r[:, :width] for r in rows], axis=0))
+        rows.append(np.concatenate(trio, axis=1))
+    save_image(folder / "contact.png", contact_sheet(rows, height))
