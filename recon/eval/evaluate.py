@@ -25,7 +25,7 @@ import numpy as np
 
 from recon import interrupt
 from recon.cache import config_digest
-from recon.eval.metrics import Lpips, psnr
+from recon.eval.metrics import Lpips, masked_psnr, psnr
 from recon.eval.protocols import Prepared, Protocol, SceneRef
 from recon.errors import ReconError
 from recon.events import Observer, Observers
@@ -177,15 +177,22 @@ def _train_and_score(job: Job, work: Path, sub: Path, obs: Observer | None) -> d
     masked = result.artifacts.get("masks") if job.train_masks == "auto" else None
     _write_contact(work / "contact.png", renders, prep, masked)
     entry = {k: _mean([r[k] for r in per_view]) for k in job.protocol.metrics}
-    # The training views' PSNR beside the novel views': a preset must not trade the one for the other unseen.
-    entry["train_psnr"] = _mean([psnr(np.clip(render_view(gaussians, v.camera, backend, device), 0, 1), v.image)
-                                 for v in result.artifacts["poses"].views])
+    # The training views' PSNR beside the novel views': a preset must not trade the one for the other
+    # unseen. Inside the mask when training had masks (off it the splat was taught transparency).
+    entry["train_psnr"] = _mean([_train_view_psnr(gaussians, v, backend, device) for v in result.artifacts["poses"].views])
     entry.update(protocol=job.protocol.name, views=job.n_views, train_masks=job.train_masks, status="ok", error=None,
                  seconds=round(seconds, 2), num_gaussians=len(gaussians), train_views=prep.split.train,
                  test_views=prep.split.test, scored_views=len(per_view))
     # Lpips.reason can run on for lines: its first sentence says enough in a report.
     notes = list(prep.notes) + ([lpips.reason.split(". ")[0].rstrip(".") + "."] if lpips.reason else [])
     return {"entry": entry, "per_view": per_view, "notes": notes}
+
+
+def _train_view_psnr(g, view, backend: str, device: str) -> float:
+    from recon.stages.export import render_view
+
+    img = np.clip(render_view(g, view.camera, backend, device), 0, 1)
+    return psnr(img, view.image) if view.mask is None else masked_psnr(img, view.image, view.mask)
 
 
 def training_scene(train: Scene, train_masks: str) -> Scene:
