@@ -8,10 +8,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from recon.train.parts.anisotropy import AnisotropyConfig
-from recon.train.parts.binocular import BinocularConfig
 from recon.train.parts.dark_background import DarkBackgroundConfig
 from recon.train.parts.depth_prior import DepthPriorConfig
-from recon.train.parts.dropout import DropoutConfig
 from recon.train.parts.dropout_consistency import DropoutConsistencyConfig
 from recon.train.parts.opacity_decay import OpacityDecayConfig
 from recon.train.parts.pseudo import PseudoConfig
@@ -49,10 +47,8 @@ class RegularizeConfig:
     Mip-Splatting uses sqrt(0.2) ≈ 0.45)."""
     pseudo: PseudoConfig = field(default_factory=PseudoConfig)
     depth_prior: DepthPriorConfig = field(default_factory=DepthPriorConfig)
-    dropout: DropoutConfig = field(default_factory=DropoutConfig)
     opacity_decay: OpacityDecayConfig = field(default_factory=OpacityDecayConfig)
     dark_background: DarkBackgroundConfig = field(default_factory=DarkBackgroundConfig)
-    binocular: BinocularConfig = field(default_factory=BinocularConfig)
     anisotropy: AnisotropyConfig = field(default_factory=AnisotropyConfig)
     dropout_consistency: DropoutConsistencyConfig = field(default_factory=DropoutConsistencyConfig)
 

@@ -4,7 +4,7 @@ A part sees the Trainer through the attributes listed in `TrainerView` (duck-typ
 nothing above recon/train/part.py, so the Trainer can import every part). Every hook is optional.
 
 Order in one step (recon/train/trainer.py):
-    prepare_target → training_opacities → render the training view → photo_render (what the
+    prepare_target → render the training view → photo_render (what the
     camera saw of the clean render: haze, exposure) → pixel_weight (robust weights from this
     step's residual) → photometric loss → view_loss → extra_loss → backward, Adam,
     densification → after_step
@@ -29,7 +29,7 @@ class TrainerView(Protocol):
     scene: Scene
     dev: torch.device
     rng: np.random.Generator  # the one random stream of the run (checkpointed with it)
-    gen: torch.Generator  # the torch stream (backgrounds, dropout), checkpointed too
+    gen: torch.Generator  # the torch stream (backgrounds, dropped Gaussians), checkpointed too
     step: int
     total: int
     obs: Observer
@@ -55,11 +55,6 @@ class Part:
     def prepare_target(self, trainer: TrainerView, view: int, target: Tensor, background: Tensor) -> Tensor:
         """The image [H,W,3] training view `view` is fitted to this step (default: unchanged)."""
         return target
-
-    def training_opacities(self, trainer: TrainerView, opacities: Tensor) -> Tensor:
-        """The opacities [N] the training view is rendered with this step (default: unchanged);
-        test-time and saved renders never see this."""
-        return opacities
 
     def photo_render(self, trainer: TrainerView, view: int, rgb: Tensor, render: Tensor, alpha: Tensor,
                      background: Tensor) -> Tensor:

@@ -7,10 +7,8 @@ from recon.scene import Scene
 from recon.train.config import OptimizeConfig
 from recon.train.part import Part
 from recon.train.parts.anisotropy import Anisotropy
-from recon.train.parts.binocular import Binocular
 from recon.train.parts.dark_background import DarkBackground
 from recon.train.parts.depth_prior import DepthPrior
-from recon.train.parts.dropout import DropGaussian
 from recon.train.parts.dropout_consistency import DropoutConsistency
 from recon.train.parts.filter3d import Filter3D
 from recon.train.parts.filter_plan import META_KEY as FILTERS, plan_parts
@@ -31,14 +29,10 @@ def build_parts(cfg: OptimizeConfig, scene: Scene) -> list[Part]:
         parts.append(PseudoViews(reg.pseudo))
     if reg.depth_prior.enabled:
         parts.append(DepthPrior(reg.depth_prior))
-    if reg.dropout.enabled:
-        parts.append(DropGaussian(reg.dropout))
     if reg.opacity_decay.enabled:
         parts.append(OpacityDecay(reg.opacity_decay))
     if reg.dark_background.enabled:
         parts.append(DarkBackground(reg.dark_background))
-    if reg.binocular.enabled:
-        parts.append(Binocular(reg.binocular))
     if reg.anisotropy.enabled:
         parts.append(Anisotropy(reg.anisotropy))
     if reg.dropout_consistency.enabled:

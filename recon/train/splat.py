@@ -71,7 +71,7 @@ class Splat:
     def render(self, viewmat: torch.Tensor, K: torch.Tensor, width: int, height: int, degree: int,
                mode: str = "RGB", background: torch.Tensor | None = None, opacity_fn=None):
         """(render [1,H,W,ch], alpha [1,H,W,1], meta) of one camera (viewmat [1,4,4], K [1,3,3]).
-        opacity_fn: [N] → [N], applied to the activated opacities first (training-time dropout)."""
+        opacity_fn: [N] → [N], applied to the activated opacities first (a render with Gaussians dropped)."""
         p = self.params
         colors = torch.cat([p["sh0"], p["shN"]], 1)
         bg = None if background is None else background[None]

@@ -197,7 +197,7 @@ class Trainer:
         for p in self.parts:
             target = p.prepare_target(self, i, target, bg)
         out, alpha, info = splat.render(*self.cams[i], cam.width, cam.height, self.degree(),
-                                        "RGB+D" if self.needs_depth else "RGB", bg, self._opacity_fn)
+                                        "RGB+D" if self.needs_depth else "RGB", bg)
         if densify:
             splat.strategy.step_pre_backward(splat.params, splat.optimizers, splat.state, step, info)
         rgb, weight = self._photo_and_weight(i, out, alpha, bg, target)
@@ -222,11 +222,6 @@ class Trainer:
         if step % 10 == 0 or step == self.total - 1:
             self._record(step, total, rgb, target)
         self.step += 1
-
-    def _opacity_fn(self, opacities: Tensor) -> Tensor:
-        for p in self.parts:
-            opacities = p.training_opacities(self, opacities)
-        return opacities
 
     def _photo_and_weight(self, i: int, out: Tensor, alpha: Tensor, bg: Tensor, target: Tensor
                           ) -> tuple[Tensor, Tensor | None]:
