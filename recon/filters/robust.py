@@ -80,17 +80,18 @@ def expected_depth(render: Tensor, alpha: Tensor) -> Tensor:
 
 @torch.no_grad()
 def confirm_by_other_views(cam: Camera, depth: Tensor, others: list[tuple[Camera, Tensor, Tensor]],
-                           depth_tol: float = 0.05) -> Tensor:
+                           depth_tol: float = 0.05, rays: Tensor | None = None) -> Tensor:
     """[H,W] in [0,1]: how well the other views explain the surface this view renders at each
     pixel (the best over them of 1 − their outlier score there), 0 where no other view sees it.
 
     cam, depth [H,W]: this view and its rendered depth (0 = nothing drawn). others: (camera, its
     rendered depth [h,w], its latest outlier score [h,w]) per other view. A point counts as seen
     by another view when it projects inside that image, in front of it, and within depth_tol
-    (relative) of the depth that view renders there (not hidden behind something else)."""
+    (relative) of the depth that view renders there (not hidden behind something else). rays:
+    `pixel_rays(cam)` when the caller keeps them (they cost more than the rest at 800 px)."""
     H, W = depth.shape
     dev = depth.device
-    rays = pixel_rays(cam).to(dev)  # [H*W,3], z = 1: the rendered depth is camera z
+    rays = (pixel_rays(cam) if rays is None else rays).to(dev)  # [H*W,3], z = 1: the rendered depth is camera z
     best = torch.zeros(H, W, device=dev)
     for other, o_depth, o_score in others:
         R, t = relative_pose(cam, other)

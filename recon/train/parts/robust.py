@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from recon.filters import robust as rb
+from recon.reproject import pixel_rays
 from recon.train.part import Part, TrainerView
 
 
@@ -65,6 +66,7 @@ class RobustWeights(Part):
         self.scores: dict[int, Tensor] = {}
         self.depths: dict[int, Tensor] = {}
         self.weights: dict[int, Tensor] = {}
+        self.rays: dict[int, Tensor] = {}  # each view's pixel rays, made once: the cameras do not move
 
     def setup(self, trainer: TrainerView) -> None:
         n, self.dev = len(trainer.scene.views), trainer.dev
@@ -113,7 +115,9 @@ class RobustWeights(Part):
                   for j in self.depths if j != view]
         if not others:  # no other view rendered yet: nothing to confirm with
             return torch.zeros_like(self.depths[view])
-        return rb.confirm_by_other_views(views[view].camera, self.depths[view], others)
+        if view not in self.rays:
+            self.rays[view] = pixel_rays(views[view].camera).to(self.dev)
+        return rb.confirm_by_other_views(views[view].camera, self.depths[view], others, rays=self.rays[view])
 
     def _defects(self, trainer: TrainerView, view: int) -> Tensor | None:
         """The fixed-defect map for `view`'s image size, from every view of that size seen so far."""
