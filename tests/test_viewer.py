@@ -156,7 +156,9 @@ def test_observer_streams_throttles_pauses_and_stops() -> None:
     obs = live.ViewerObserver(port=0, interval=3600.0)  # after the first push, only close() pushes
     try:
         obs.stage_started("optimize")
-        for step in range(20):
+        obs.gaussians_updated(_gaussians(10), 0)
+        obs.flush(timeout=10.0)  # the first push is sent at once; only then do the updates race the throttle
+        for step in range(1, 20):
             obs.gaussians_updated(_gaussians(10 + step), step)
         obs.step_metrics(19, {"loss": 0.125, "psnr": 21.5, "gaussians": 29})
         obs.flush(timeout=2.0)  # throttled: the latest state waits for the interval or close()
