@@ -32,8 +32,9 @@ class Observer:
     def log(self, message: str) -> None: ...
 
     def images_ready(self, title: str, images: "list[np.ndarray]") -> None:
-        """Pictures a stage made for a person to look at, float [H,W,3] in [0,1] (the repair
-        rounds' render | repaired | confidence); a later call with the same title replaces them."""
+        """Pictures a stage made for a person to look at, float [H,W,3] in [0,1]: the filters' photo |
+        trust | removed, the repair rounds' render | repaired | confidence. The title starts with the
+        stage ("repair: round 2"); a later call from the same stage replaces its pictures."""
 
     def should_pause(self) -> bool:
         """Polled by long loops; True makes them wait (the viewer's pause button)."""

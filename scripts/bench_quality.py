@@ -137,10 +137,12 @@ def ring_views(folder: Path, n: int) -> list[int]:
 
 
 def run_library(data: Path, train: list[int], test: list[int], masked: bool, preset: str, out: Path,
-                device: str, before: bool = False) -> dict:
+                device: str, before: bool = False, repair: bool = False) -> dict:
     """Train with `recon.pipeline.run_pipeline` on chosen views, on the full photos as `recon eval
     --train-masks none` does, and score the test views as it does (8-bit renders, PSNR, masked
-    PSNR, SSIM). before: the fast preset as it was before issue 15 (no decay, no anisotropy)."""
+    PSNR, SSIM). before: the fast preset as it was before issue 15 (no decay, no anisotropy).
+    repair: with the repair stage on (scripts/bench_repair.py); the splat scored is then the
+    repaired one, and the result carries the stage seconds and whether optimise came from the cache."""
     import numpy as np
 
     from recon.eval.metrics import masked_psnr, psnr, ssim
@@ -157,10 +159,11 @@ def run_library(data: Path, train: list[int], test: list[int], masked: bool, pre
     cfg.device = device
     if before:
         cfg.optimize.regularize.opacity_decay.factor, cfg.optimize.regularize.anisotropy.weight = 1.0, 0.0
+    cfg.repair.enabled = repair
     t0, c0 = time.perf_counter(), time.process_time()
     result = run_pipeline(cfg, out, Observer(), scene=training_scene(scene.subset(train), "none"),
                           scene_key=f"{data}:{train}")
-    g = result.artifacts["optimize"].gaussians
+    g = result.artifacts["repair"].gaussians if repair else result.artifacts["optimize"].gaussians
     rows = []
     for v in scene.subset(test).views:
         r = np.round(np.clip(render_view(g, v.camera, cfg.optimize.backend, result_device(cfg)), 0, 1) * 255) / 255
@@ -168,7 +171,8 @@ def run_library(data: Path, train: list[int], test: list[int], masked: bool, pre
     mean = {"psnr": float(np.mean([x[0] for x in rows])), "ssim": float(np.mean([x[2] for x in rows])),
             "psnr_masked": float(np.mean([x[1] for x in rows])) if masked else None, "num_gaussians": len(g)}
     return {"mean": mean, "wall": time.perf_counter() - t0, "cpu": time.process_time() - c0,
-            "load": os.getloadavg()[0]}
+            "load": os.getloadavg()[0], "stage_seconds": result.seconds, "stage_cached": result.cached,
+            "repair": result.artifacts.get("repair") if repair else None}
 
 
 def result_device(cfg) -> str:

@@ -3,6 +3,12 @@ scan37 and LLFF fern with 3 views, through the same `recon eval` users run.
 
     python scripts/bench_repair.py [--work DIR] [--scenes dtu_scan37 llff_fern] [--no-append]
                                    [-- EXTRA FLAGS FOR THE REPAIR RUN]
+    python scripts/bench_repair.py --extra [--work DIR] [--no-append]
+
+--extra: DTU scan37's other two view triplets and Middlebury temple with 4 views, the scenes of
+`scripts/bench_quality.py --extra`, trained through the library as that script does (full photos,
+DTU scored inside its masks); off and on share one run folder, so on continues off's cached
+optimisation and the two differ by the repair stage alone.
 
 For each scene: `recon eval` with repair off into WORK/SCENE/off; then that folder is copied to
 WORK/SCENE/on (unless there) and evaluated again with --config.repair.enabled.
@@ -96,6 +102,32 @@ def bench_scene(name: str, work: Path, extra: list[str], run: bool = True) -> tu
     return rows, note
 
 
+def bench_extra(work: Path) -> tuple[list[str], list[str]]:
+    """Rows and notes for bench_quality's extra scenes, repair off then on in one run folder."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from bench_quality import extra_scenes, run_library
+
+    rows, notes = [], []
+    for name, data, train, test, masked in extra_scenes():
+        out = work / name.replace(" ", "_")
+        off = run_library(data, train, test, masked, "fast", out, "cpu")
+        on = run_library(data, train, test, masked, "fast", out, "cpu", repair=True)
+        if not on["stage_cached"].get("optimize"):
+            raise SystemExit(f"{out}: the repair run did not reuse the off run's optimisation")
+        opt, rep = off["stage_seconds"]["optimize"], on["stage_seconds"]["repair"]
+        for label, r, s in (("off", off, off["wall"]), ("on (reproject)", on, off["wall"] + rep)):
+            m = r["mean"]
+            rows.append(f"| {name} | {label} | {fmt(m['psnr'], 2)} | {fmt(m['psnr_masked'], 2)} | "
+                        f"{fmt(m['ssim'], 3)} | – | {s:.0f} |")
+        key = "psnr_masked" if masked else "psnr"
+        rounds = "; ".join(f"round {i + 1}: confidence {r.confidence:.2f}, target error {r.error_before:.4f} → "
+                           f"{r.error_after:.4f}" for i, r in enumerate(on["repair"].rounds))
+        notes.append(f"- {name} (train {train}): {on['mean'][key] - off['mean'][key]:+.2f} dB ({key}), time ×{(opt + rep) / opt:.2f} "
+                     f"of the optimise stage (repair stage {rep:.0f} s); {rounds}")
+        print(rows[-2] + "\n" + rows[-1], flush=True)
+    return rows, notes
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, default=Path("/tmp/bench_repair"))
@@ -103,13 +135,18 @@ def main() -> None:
     ap.add_argument("--no-append", action="store_true")
     ap.add_argument("--no-run", action="store_true",
                     help="tabulate what earlier runs left in --work (e.g. scenes benchmarked in parallel)")
+    ap.add_argument("--extra", dest="extra_scenes", action="store_true",
+                    help="DTU scan37's other triplets and Middlebury temple (see the docstring)")
     ap.add_argument("extra", nargs="*", help="flags for the repair run (after --)")
     args = ap.parse_args()
     t0 = time.perf_counter()
     load0 = os.getloadavg()[0]
     rows = ["| scene | repair | PSNR | PSNR masked | SSIM | LPIPS | seconds |", "|---|---|---|---|---|---|---|"]
     notes = []
-    for name in args.scenes:
+    if args.extra_scenes:
+        rows_extra, notes = bench_extra(args.work)
+        rows += rows_extra
+    for name in [] if args.extra_scenes else args.scenes:
         r, n = bench_scene(name, args.work, args.extra, not args.no_run)
         rows += r
         notes.append(n)
@@ -117,7 +154,8 @@ def main() -> None:
     table = "\n".join(rows) + "\n\n" + "\n".join(notes)
     print(table)
     if not args.no_append:
-        cmd = "python scripts/bench_repair.py" + (" --no-run" if args.no_run else "") + (
+        cmd = "python scripts/bench_repair.py" + (" --extra" if args.extra_scenes else "") + (
+            " --no-run" if args.no_run else "") + (
             " -- " + " ".join(args.extra) if args.extra else "")
         head = (f"\n## Repair: the weights-free reprojection repairer, off against on (issue 16) — {date.today()} "
                 f"{time.strftime('%H:%M')}\n\n"

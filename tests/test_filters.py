@@ -109,6 +109,14 @@ def test_a_drop_at_the_same_pixel_of_every_view_is_found(truth):
         assert np.mean(w[~drop] >= 0.9) >= 0.9, (i, np.mean(w[~drop] >= 0.9))
 
 
+class Pictures(Observer):
+    def __init__(self) -> None:
+        self.images: dict[str, list[np.ndarray]] = {}
+
+    def images_ready(self, title: str, images: list[np.ndarray]) -> None:
+        self.images[title] = images
+
+
 def test_rain_streaks_get_no_trust_and_the_pictures_are_written(tmp_path, truth):
     scene = clean_scene(truth)
     rng = np.random.default_rng(0)
@@ -125,8 +133,13 @@ def test_rain_streaks_get_no_trust_and_the_pictures_are_written(tmp_path, truth)
     trust = filtered.meta["filters"].trust[0]
     assert trust is not None and np.mean(trust[streaks] < 0.5) >= 0.8
     assert np.mean(trust[~streaks] >= 0.5) >= 0.8, "streaks are masked, not the whole photo"
-    write_trust_maps(filtered, {"parts": {}}, tmp_path, Observer())
+    seen = Pictures()
+    write_trust_maps(filtered, {"parts": {}}, tmp_path, seen)
     assert (tmp_path / "filters" / f"{scene.views[0].name}.png").exists()
+    # The viewer gets the same rows: photo | trust | removed, the streaks dark in the trust panel.
+    (title, rows), = seen.images.items()
+    assert title.startswith("filters:") and len(rows) == len(scene)
+    assert rows[0].shape == (H, 3 * W, 3) and rows[0][:, W:2 * W][streaks].mean() < 0.5
     assert (tmp_path / "filters" / "contact.png").exists()
     assert trust_maps(scene, {}) is None, "no pictures without the stage's plan"
 

@@ -200,23 +200,28 @@ def test_observer_draws_scene_cameras(scene) -> None:
 
 def test_observer_shows_a_stages_pictures_and_replaces_them() -> None:
     """The repair rounds' render | repaired | confidence reach the panel; a later round replaces
-    the earlier one's (fewer pictures: the extra handles go)."""
+    the earlier one's (fewer pictures: the extra handles go), and another stage's pictures (the
+    filters' trust maps) stay beside them in their own folder."""
+    def wait_for(group: str, count: int) -> tuple:
+        for _ in range(200):  # drawn by the worker (≤ 10 s)
+            shown = getattr(obs.app, "_pictures", {}).get(group)
+            if shown is not None and len(shown[2]) == count:
+                return shown
+            threading.Event().wait(0.05)
+        raise AssertionError(f"{group}: {count} pictures never shown")
+
     with live.ViewerObserver(port=0) as obs:
         big = np.linspace(0, 1, 300 * 1000 * 3, dtype=np.float32).reshape(300, 1000, 3)
-        obs.images_ready("repair round 1", [big, big, big])
-        for _ in range(200):  # drawn by the worker (≤ 10 s)
-            if len(getattr(obs.app, "_pictures", [])) == 3:
-                break
-            threading.Event().wait(0.05)
-        assert len(obs.app._pictures) == 3 and "repair round 1" in obs.app._pictures_title.content
-        assert max(obs.app._pictures[0].image.shape[:2]) <= 480
-        obs.images_ready("repair round 2", [np.zeros((20, 30, 3), np.float32)])
-        for _ in range(200):
-            if len(obs.app._pictures) == 1:
-                break
-            threading.Event().wait(0.05)
-        assert len(obs.app._pictures) == 1 and "repair round 2" in obs.app._pictures_title.content
-        assert obs.app._pictures[0].image.shape == (20, 30, 3)
+        obs.images_ready("filters: photo | trust | removed", [big, big])
+        _, heading, handles = wait_for("filters", 2)
+        assert "trust" in heading.content and max(handles[0].image.shape[:2]) <= 480
+        obs.images_ready("repair: round 1", [big, big, big])
+        _, heading, handles = wait_for("repair", 3)
+        assert "round 1" in heading.content
+        obs.images_ready("repair: round 2", [np.zeros((20, 30, 3), np.float32)])
+        _, heading, handles = wait_for("repair", 1)
+        assert "round 2" in heading.content and handles[0].image.shape == (20, 30, 3)
+        assert len(obs.app._pictures["filters"][2]) == 2  # untouched by the repair rounds
         assert obs.errors == 0
 
 
@@ -282,6 +287,27 @@ def test_load_run_dir_with_tolerant_cameras_json(tmp_path: Path) -> None:
     assert loaded.ply == tmp_path / "splat.ply" and len(loaded.gaussians) == 50
     assert len(loaded.cameras) == 3
     np.testing.assert_allclose(loaded.cameras[1].world_to_cam, cams[1].world_to_cam, atol=1e-9)
+
+
+def test_view_of_a_run_shows_its_trust_maps_and_last_repair_round(tmp_path: Path) -> None:
+    from recon.io.images import save_image
+
+    write_ply(tmp_path / "splat.ply", _gaussians())
+    assert vview.load(tmp_path).pictures == {}
+    for name in ("v0", "v1", "contact"):  # contact.png is the overview, not a view
+        save_image(tmp_path / "filters" / f"{name}.png", np.full((8, 24, 3), 0.5, np.float32))
+    for r, n in ((1, 3), (2, 2), (10, 1)):  # round 10 is the last, not round 2 (numeric order)
+        for k in range(n):
+            save_image(tmp_path / "repair" / f"round_{r}" / f"view_{k:02d}.png", np.zeros((8, 24, 3), np.float32))
+    pictures = vview.load(tmp_path).pictures
+    assert {t: len(p) for t, p in pictures.items()} == {
+        "filters: photo | trust | removed": 2, "repair: round 10 (render | repaired | confidence)": 1}
+    server = vserver.start_server("127.0.0.1", 0)
+    try:
+        app = vview.show(server, vview.load(tmp_path))
+        assert set(app._pictures) == {"filters", "repair"} and len(app._pictures["filters"][2]) == 2
+    finally:
+        vserver.stop_server(server)
 
 
 def test_find_ply_layouts(tmp_path: Path) -> None:

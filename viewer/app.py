@@ -141,26 +141,30 @@ class ViewerApp:
                 handle.value = text
 
     def set_images(self, title: str, images: list[np.ndarray]) -> None:
-        """Show a stage's pictures (the repair rounds' render | repaired | confidence) in the panel's
-        "Pictures" folder, replacing the ones shown before: the latest round is what is training."""
+        """Show a stage's pictures in a folder of the panel, one folder per stage (the title's part
+        before ":", e.g. "filters: trust maps", "repair: round 2"). A later call for the same stage
+        replaces its pictures (the latest repair round is what is training); other stages' stay."""
+        group = title.split(":")[0].strip()
         with self._lock:
             gui = self.server.gui
             if not hasattr(self, "_pictures"):
-                self._pictures_folder = gui.add_folder("Pictures")
-                with self._pictures_folder:
-                    self._pictures_title = gui.add_markdown("")
-                self._pictures: list = []
-            self._pictures_title.content = f"**{title}** ({len(images)})"
-            for handle in self._pictures[len(images):]:
+                self._pictures: dict[str, tuple] = {}  # group -> (folder, title markdown, image handles)
+            if group not in self._pictures:
+                folder = gui.add_folder(f"Pictures: {group}")
+                with folder:
+                    self._pictures[group] = (folder, gui.add_markdown(""), [])
+            folder, heading, handles = self._pictures[group]
+            heading.content = f"**{title}** ({len(images)})"
+            for handle in handles[len(images):]:
                 handle.remove()
-            del self._pictures[len(images):]
+            del handles[len(images):]
             for k, image in enumerate(images):
                 small = (np.clip(_downsample(image, PICTURE_MAX_SIDE), 0, 1) * 255 + 0.5).astype(np.uint8)
-                if k < len(self._pictures):
-                    self._pictures[k].image = small
+                if k < len(handles):
+                    handles[k].image = small
                 else:
-                    with self._pictures_folder:
-                        self._pictures.append(gui.add_image(small, format="jpeg"))
+                    with folder:
+                        handles.append(gui.add_image(small, format="jpeg"))
 
     @property
     def paused(self) -> bool:

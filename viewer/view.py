@@ -35,6 +35,9 @@ class Loaded:
     images: list[np.ndarray | None] = field(default_factory=list)
     unstyled: Gaussians | None = None
     """A stylised run's splat before stylisation (splat_unstyled.ply beside splat.ply)."""
+    pictures: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    """The run's pictures by title, as the live viewer showed them (filters' trust maps, the last
+    repair round)."""
 
 
 UNSTYLED_PLY = "splat_unstyled.ply"
@@ -127,6 +130,23 @@ def load_cameras(run_dir: Path) -> tuple[list[Camera], list[np.ndarray | None]]:
     return cameras, images
 
 
+def run_pictures(run_dir: Path) -> dict[str, list[np.ndarray]]:
+    """RUN/filters/VIEW.png (photo | trust | removed) and the last RUN/repair/round_R/, by the
+    titles the live viewer gave them; {} for a run without them or a bare .ply."""
+    from recon.io.images import load_image
+
+    found = {}
+    trust = sorted(p for p in (run_dir / "filters").glob("*.png") if p.name != "contact.png")
+    if trust:
+        found["filters: photo | trust | removed"] = [load_image(p) for p in trust]
+    rounds = sorted((run_dir / "repair").glob("round_*"), key=lambda p: int(p.name.split("_")[-1])
+                    if p.name.split("_")[-1].isdigit() else -1)
+    if rounds and list(rounds[-1].glob("*.png")):
+        found[f"repair: {rounds[-1].name.replace('_', ' ')} (render | repaired | confidence)"] = [
+            load_image(p) for p in sorted(rounds[-1].glob("*.png"))]
+    return found
+
+
 def load(path: str | Path) -> Loaded:
     """A run folder or a .ply → the splat and, for a run folder, its cameras."""
     path = Path(path)
@@ -134,7 +154,8 @@ def load(path: str | Path) -> Loaded:
     cameras, images = load_cameras(path if path.is_dir() else ply.parent)
     unstyled = ply.parent / UNSTYLED_PLY
     return Loaded(ply=ply, gaussians=read_splat(ply), cameras=cameras, images=images,
-                  unstyled=read_ply(unstyled) if ply.name == "splat.ply" and unstyled.is_file() else None)
+                  unstyled=read_ply(unstyled) if ply.name == "splat.ply" and unstyled.is_file() else None,
+                  pictures=run_pictures(ply.parent) if ply.name == "splat.ply" else {})
 
 
 def show(server: viser.ViserServer, loaded: Loaded) -> ViewerApp:
@@ -153,6 +174,8 @@ def show(server: viser.ViserServer, loaded: Loaded) -> ViewerApp:
         app.set_splat_choices({"Stylised": loaded.gaussians, "Original": loaded.unstyled})
     else:
         app.set_gaussians(loaded.gaussians)
+    for title, pictures in loaded.pictures.items():
+        app.set_images(title, pictures)
     return app
 
 

@@ -7,7 +7,8 @@ the pipeline is seeded by its config.
 A job writes into its scene folder (the contract of #2):
   NAME/test/VIEW.png    test renders at the evaluated resolution (VIEW = the dataset's index, 3 digits)
   NAME/run/splat.ply    the trained splat (and the rest of the run folder, with its stage cache)
-  NAME/contact.png      a few test renders above their photos, for the batch's contact sheet
+  NAME/contact.png      a few test renders above their photos, for the batch's contact sheet (and
+                        below them the training views' auto masks and the filters' trust maps)
 A worker that does not see the batch's output folder (a multi-node Ray cluster without shared
 storage) works in a temporary folder and returns those files as bytes for the driver to write.
 """
@@ -31,6 +32,7 @@ from recon.errors import ReconError
 from recon.events import Observer, Observers
 from recon.pipeline import RunConfig, resolve_device, run_pipeline
 from recon.scene import Scene
+from recon.stages.filters import trust_maps
 
 # Bump when a change to the protocols or the scoring makes finished jobs' numbers stale.
 EVAL_VERSION = 1
@@ -175,7 +177,8 @@ def _train_and_score(job: Job, work: Path, sub: Path, obs: Observer | None) -> d
             per_view.append({"view": index, **job.protocol.score(renders[index], prep.gt[index], lpips)})
     seconds = time.perf_counter() - t0
     masked = result.artifacts.get("masks") if job.train_masks == "auto" else None
-    _write_contact(work / "contact.png", renders, prep, masked)
+    trust = trust_maps(result.artifacts["filters"], result.artifacts["optimize"].state)  # None: filters off
+    _write_contact(work / "contact.png", renders, prep, masked, trust)
     entry = {k: _mean([r[k] for r in per_view]) for k in job.protocol.metrics}
     # The training views' PSNR beside the novel views': a preset must not trade the one for the other
     # unseen. Inside the mask when training had masks (off it the splat was taught transparency).
@@ -215,38 +218,43 @@ def _mean(values: list) -> float | None:
 
 
 def _write_contact(path: Path, renders: dict[int, np.ndarray], prep: Prepared, masked: Scene | None = None,
-                   k: int = 3, height: int = 120) -> None:
-    """Up to `k` test views, render above photo, scaled to `height` px per image; with `masked`
-    (the training views with automatic masks), a row of them below, the masks tinted in."""
-    from PIL import Image
-
+                   trust: list[np.ndarray] | None = None, k: int = 3, height: int = 120) -> None:
+    """Up to `k` test views, render above photo, scaled to `height` px per image. Below them, one
+    row per training view set: with `masked` (automatic masks) the masks tinted in green, with
+    `trust` (the filters' trust maps, one per training view) the distrusted pixels tinted red."""
     from recon.stages.export import write_png
 
     ids = [i for i in sorted(renders) if i in prep.gt]
     if not ids:
         return
     picks = [ids[j] for j in sorted({int(round(x)) for x in np.linspace(0, len(ids) - 1, min(k, len(ids)))})]
-    cols = []
-    for i in picks:
-        pair = np.concatenate([renders[i], prep.gt[i].image], axis=0)
-        h, w = pair.shape[:2]
-        size = (max(1, round(w * 2 * height / h)), 2 * height)
-        im = Image.fromarray((np.clip(pair, 0, 1) * 255 + 0.5).astype(np.uint8)).resize(size, Image.BOX)
-        cols.append(np.asarray(im, dtype=np.float32) / 255)
-        cols.append(np.ones((2 * height, 4, 3), np.float32))  # white gutter
-    grid = np.concatenate(cols[:-1], axis=1)
+    grid = _strip([np.concatenate([renders[i], prep.gt[i].image], axis=0) for i in picks], 2 * height)
+    rows = []
     if masked is not None and masked.has_masks:
-        tiles = []
-        for v in masked.views:
-            tint = np.where(v.mask[..., None], 0.55 * v.image + 0.45 * np.array([0.1, 0.9, 0.2]), 0.35 * v.image)
-            h, w = tint.shape[:2]
-            im = Image.fromarray((np.clip(tint, 0, 1) * 255 + 0.5).astype(np.uint8)).resize(
-                (max(1, round(w * height / h)), height), Image.BOX)
-            tiles += [np.asarray(im, np.float32) / 255, np.ones((height, 4, 3), np.float32)]
-        row = np.concatenate(tiles[:-1], axis=1)[:, : grid.shape[1]]
+        rows.append([np.where(v.mask[..., None], 0.55 * v.image + 0.45 * np.array([0.1, 0.9, 0.2]), 0.35 * v.image)
+                     for v in masked.views])
+    if trust is not None:
+        red = np.array([0.95, 0.1, 0.1], np.float32)
+        rows.append([v.image * t[..., None] + (0.4 * v.image + 0.6 * red) * (1 - t[..., None])
+                     for v, t in zip(prep.train.views, trust)])
+    for tiles in rows:
+        row = _strip(tiles, height)[:, : grid.shape[1]]
         row = np.pad(row, ((4, 0), (0, grid.shape[1] - row.shape[1]), (0, 0)), constant_values=1.0)
         grid = np.concatenate([grid, row], axis=0)
     write_png(path, grid)
+
+
+def _strip(images: list[np.ndarray], height: int) -> np.ndarray:
+    """Images scaled to `height` px, side by side with 4 px white gutters, [height, W, 3]."""
+    from PIL import Image
+
+    tiles = []
+    for image in images:
+        h, w = image.shape[:2]
+        im = Image.fromarray((np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)).resize(
+            (max(1, round(w * height / h)), height), Image.BOX)
+        tiles += [np.asarray(im, np.float32) / 255, np.ones((height, 4, 3), np.float32)]
+    return np.concatenate(tiles[:-1], axis=1)
 
 
 def execute(job: Job, timeout: float | None = None) -> dict:

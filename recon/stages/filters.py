@@ -155,7 +155,8 @@ def trust_maps(scene: Scene, state: dict) -> list[np.ndarray] | None:
 
 def write_trust_maps(scene: Scene, state: dict, run_dir: Path, obs: Observer, height: int = 160) -> None:
     """RUN/filters/VIEW.png: photo | trust (white = trusted) | what was removed (photo × distrust),
-    and RUN/filters/contact.png with every view, smaller. Nothing when the filters were off."""
+    and RUN/filters/contact.png with every view, smaller; the same rows go to the viewer's panel.
+    Nothing when the filters were off."""
     from recon.io.images import contact_sheet, save_image
 
     maps = trust_maps(scene, state)
@@ -167,5 +168,6 @@ def write_trust_maps(scene: Scene, state: dict, run_dir: Path, obs: Observer, he
         rows.append(np.concatenate([v.image, np.repeat(t[..., None], 3, -1), v.image * (1 - t[..., None])], axis=1))
         save_image(folder / f"{v.name}.png", rows[-1])
     save_image(folder / "contact.png", contact_sheet(rows, height))
+    obs.images_ready("filters: photo | trust | removed", rows)
     low = ", ".join(f"{v.name} {100 * np.mean(t < 0.5):.1f}%" for v, t in zip(scene.views, maps))
     obs.log(f"filters: pixels with trust < 0.5: {low}; pictures in {folder}")

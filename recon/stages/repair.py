@@ -128,7 +128,7 @@ def repair_round(trainer: Trainer, repairer: Repairer, cfg: RepairConfig, scene:
         targets.append(Target(cam, rep.image, rep.confidence, rep.background))
         panels.append(panel(view.render, rep.image, rep.confidence))
         write_png(folder / f"round_{r + 1}" / f"view_{k:02d}.png", panels[-1])
-    obs.images_ready(f"repair round {r + 1}", panels)
+    obs.images_ready(f"repair: round {r + 1} (render | repaired | confidence)", panels)
     return targets
 
 
