@@ -3,6 +3,8 @@ corrupted (scripts/corrupt.py, test views kept clean), with the filters off and 
 
     python scripts/bench_filters.py                       # LLFF fern, 3 views, fast preset, kind mix
     python scripts/bench_filters.py --kinds mix occluders --work /tmp/bench_filters
+    python scripts/bench_filters.py --protocol dtu --data ../shared/data/dtu_scan37 \
+        --kinds rain snow haze drops occluders         # one table per scene, a row pair per corruption
 
 Conditions: clean / filters off (the reference), clean / filters on (what the filters cost on
 clean photos), KIND / filters off (what the corruption costs), KIND / filters on (what the
@@ -50,24 +52,36 @@ def run_eval(args, data: Path, out: Path, filters: bool) -> dict:
 
 
 def measure(args) -> list[tuple[str, str, dict]]:
-    """Rows (photos, filters, result) in the order run: the filter-free references first."""
+    """Rows (photos, filters, result) in the order run: the filter-free reference first, whose
+    splat gives haze its depth (scripts/corrupt.py --depth-from)."""
     name = args.data.resolve().name
-    data = {"clean": args.data}
+    ref = run_eval(args, args.data, args.work / "clean_off", False)
+    rows = [("clean", "off", ref)]
     for kind in args.kinds:
-        data[kind] = args.work / f"data_{kind}" / name  # the scene's own name, so results are named alike
-        corrupt_dataset(args.protocol, args.data, args.views, kind, args.seed, data[kind])
-    order = [("clean", False)] + [(k, f) for k in args.kinds for f in (False, True)] + [("clean", True)]
-    return [(kind, "on" if f else "off", run_eval(args, data[kind], args.work / f"{kind}_{'on' if f else 'off'}", f))
-            for kind, f in order]
+        data = args.work / f"data_{kind}" / name  # the scene's own name, so results are named alike
+        depth_from = next((args.work / "clean_off").glob("*/run/splat.ply")) if kind == "haze" else None
+        corrupt_dataset(args.protocol, args.data, args.views, kind, args.seed, data, depth_from=depth_from)
+        rows += [(kind, "on" if f else "off", run_eval(args, data, args.work / f"{kind}_{'on' if f else 'off'}", f))
+                 for f in (False, True)]
+    return rows + [("clean", "on", run_eval(args, args.data, args.work / "clean_on", True))]
+
+
+def metric(r: dict) -> str:
+    """The protocol's PSNR: masked for DTU (its test views are scored inside the object masks)."""
+    return "psnr_masked" if r.get("psnr_masked") is not None else "psnr"
 
 
 def table(rows: list[tuple[str, str, dict]]) -> list[str]:
     ref = next(r for k, f, r in rows if k == "clean" and f == "off")
-    lines = ["| photos | filters | PSNR | SSIM | Δ PSNR vs clean/off | optimize s | eval s |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    key = metric(ref)
+    lines = [f"| photos | filters | {'masked PSNR' if key == 'psnr_masked' else 'PSNR'} | SSIM | Δ vs clean/off | "
+             "Δ on − off | optimize s | eval s |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    off = {k: r for k, f, r in rows if f == "off"}
     for kind, filters, r in rows:
         opt = r["stage_seconds"].get("optimize")
-        lines.append(f"| {kind} | {filters} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['psnr'] - ref['psnr']:+.2f} | "
+        gain = f"{r[key] - off[kind][key]:+.2f}" if filters == "on" else ""
+        lines.append(f"| {kind} | {filters} | {r[key]:.2f} | {r['ssim']:.3f} | {r[key] - ref[key]:+.2f} | {gain} | "
                      f"{'—' if opt is None else f'{opt:.0f}'} | {r['seconds']:.0f} |")
     return lines
 
@@ -91,7 +105,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "llff_fern")
     ap.add_argument("--views", type=int, default=3)
     ap.add_argument("--preset", default="fast")
-    ap.add_argument("--kinds", nargs="+", default=["mix"], help="scripts/corrupt.py kinds (not haze: it needs a depth)")
+    ap.add_argument("--kinds", nargs="+", default=["mix"], help="scripts/corrupt.py kinds (haze: its depth from the clean run's splat)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", type=Path, default=Path("/tmp/bench_filters"))
     ap.add_argument("--no-append", action="store_true", help="print the table, do not touch docs/benchmarks.md")
