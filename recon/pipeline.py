@@ -101,7 +101,7 @@ def _filters(ctx: Context, scene: Scene) -> Scene:
         ctx.obs.log("filters: off (--config.filters.enabled to filter occluders, weather and haze), "
                     "the photos pass through")
         return scene
-    return run_filters(ctx.cfg.filters, scene, ctx.run_dir, ctx.obs)
+    return run_filters(ctx.cfg.filters, scene, ctx.run_dir, ctx.obs, ctx.device)
 
 
 def _optimize(ctx: Context, scene: Scene, init):

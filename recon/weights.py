@@ -60,11 +60,13 @@ PACKAGED = [
 WEIGHTS_FREE = [
     ("poses", "SIFT (pycolmap) when the matcher's package is absent"),
     ("masks", "none: the dataset's mask files, or no masks"),
+    ("filters", "robust weights, rain streaks, haze (when --config.filters.enabled): no weights"),
     ("repair", "reproject (the default repairer when --config.repair.enabled): no weights"),
     ("stylize", "colour (the default method): no weights"),
-    ("depth prior, point-map prior, learned matchers, diffusion repairers", "only a local folder or a cached hub id "
-     "that you name (--config.optimize.regularize.depth-prior.model, --config.poses.matcher, "
-     "--config.poses.prior, --config.repair.diffusion.model, --config.repair.difix.model)"),
+    ("depth prior, point-map prior, learned matchers, person segmenter, diffusion repairers",
+     "only a local folder or a cached hub id that you name (--config.optimize.regularize.depth-prior.model, "
+     "--config.poses.matcher, --config.poses.prior, --config.filters.segmenter.model, "
+     "--config.repair.diffusion.model, --config.repair.difix.model)"),
 ]
 
 

@@ -23,8 +23,10 @@ from typing import Literal
 import numpy as np
 
 from recon.errors import ReconError
+from recon.hub import locate
 from recon.events import Observer
 from recon.filters.haze import estimate_haze, start_beta
+from recon.filters.learned import LearnedFilter, SegmenterConfig, SegmenterFilter
 from recon.filters.weather import WeatherConfig, detect_weather
 from recon.scene import Scene
 from recon.train.parts.appearance import AppearanceConfig
@@ -59,11 +61,15 @@ class FiltersConfig:
     """The atmosphere's learning (with `haze` not off)."""
     appearance_fit: AppearanceConfig = field(default_factory=AppearanceConfig)
     """The per-photo maps' learning (with `appearance`)."""
+    segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
+    """A learned person/vehicle segmenter from disk (`segmenter.model`): its classes get trust 0 in
+    every view before training (recon/filters/learned.py). Off (None) by default."""
 
 
 # Sub-settings and the switch without which they would do nothing.
 _NEEDS = {"robust": ("transients", lambda c: c.transients), "rain": ("weather", lambda c: c.weather != "off"),
-          "haze_fit": ("haze", lambda c: c.haze != "off"), "appearance_fit": ("appearance", lambda c: c.appearance)}
+          "haze_fit": ("haze", lambda c: c.haze != "off"), "appearance_fit": ("appearance", lambda c: c.appearance),
+          "segmenter": ("segmenter.model", lambda c: c.segmenter.model is not None)}
 
 
 def check_config(cfg: FiltersConfig) -> None:
@@ -79,6 +85,10 @@ def check_config(cfg: FiltersConfig) -> None:
             switch = _NEEDS[name][0]
             raise ReconError(f"--config.filters.{name.replace('_', '-')}: --config.filters.{switch} is off, so "
                              "this setting would do nothing")
+    if cfg.enabled and cfg.segmenter.model is not None and locate(cfg.segmenter.model) is None:
+        # Before the run starts, not after its poses: a model that is not here stops it in one line.
+        raise ReconError("--config.filters.segmenter.model: not on this disk (a local folder or a hub id in the "
+                         "local Hugging Face cache; nothing is downloaded)", cfg.segmenter.model)
 
 
 def _weather_trust(cfg: FiltersConfig, scene: Scene, obs: Observer) -> list[np.ndarray | None]:
@@ -122,10 +132,27 @@ def _haze_plan(cfg: FiltersConfig, scene: Scene, obs: Observer) -> tuple[HazeCon
     return cfg.haze_fit, HazeStart(beta, est.airlight)
 
 
-def run_filters(cfg: FiltersConfig, scene: Scene, run_dir: Path, obs: Observer) -> Scene:
+def _learned_trust(learned: LearnedFilter, scene: Scene, trust: list[np.ndarray | None],
+                   obs: Observer) -> list[np.ndarray | None]:
+    """`trust` × the learned filter's map in each view, and a log line saying that it ran."""
+    out, said = [], []
+    for v, t in zip(scene.views, trust):
+        m = learned.trust(v.image)
+        out.append(m if t is None else t * m)
+        said.append(f"{v.name} {100 * np.mean(m < 0.5):.1f}%")
+    obs.log(f"filters: learned filter ran: {learned.name}: distrusted {', '.join(said)}")
+    return out
+
+
+def run_filters(cfg: FiltersConfig, scene: Scene, run_dir: Path, obs: Observer, device: str = "cpu") -> Scene:
     """The scene with a FilterPlan in meta["filters"] for the optimisation."""
     t0 = time.perf_counter()
     trust = _weather_trust(cfg, scene, obs)
+    if cfg.segmenter.model is not None:
+        trust = _learned_trust(SegmenterFilter(cfg.segmenter, device), scene, trust, obs)
+    elif cfg.transients:
+        obs.log("filters: occluders: weights-free robust weights (no learned segmenter: "
+                "--config.filters.segmenter.model names one on disk)")
     plan = FilterPlan(trust, cfg.robust if cfg.transients else None, _haze_plan(cfg, scene, obs),
                       cfg.appearance_fit if cfg.appearance else None)
     on = [n for n, x in (("robust weights", plan.robust), ("haze", plan.haze), ("appearance", plan.appearance))
