@@ -10,7 +10,6 @@ from typing import Literal
 from recon.train.parts.anisotropy import AnisotropyConfig
 from recon.train.parts.dark_background import DarkBackgroundConfig
 from recon.train.parts.depth_prior import DepthPriorConfig
-from recon.train.parts.dropout_consistency import DropoutConsistencyConfig
 from recon.train.parts.opacity_decay import OpacityDecayConfig
 from recon.train.parts.pseudo import PseudoConfig
 
@@ -50,7 +49,6 @@ class RegularizeConfig:
     opacity_decay: OpacityDecayConfig = field(default_factory=OpacityDecayConfig)
     dark_background: DarkBackgroundConfig = field(default_factory=DarkBackgroundConfig)
     anisotropy: AnisotropyConfig = field(default_factory=AnisotropyConfig)
-    dropout_consistency: DropoutConsistencyConfig = field(default_factory=DropoutConsistencyConfig)
 
 
 @dataclass

@@ -39,7 +39,7 @@ class TrainerView(Protocol):
 
     def degree(self) -> int: ...
 
-    def render_camera(self, camera, mode: str = "RGB", background: Tensor | None = None, opacity_fn=None
+    def render_camera(self, camera, mode: str = "RGB", background: Tensor | None = None
                       ) -> tuple[Tensor, Tensor, dict]: ...
 
 

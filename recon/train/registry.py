@@ -9,7 +9,6 @@ from recon.train.part import Part
 from recon.train.parts.anisotropy import Anisotropy
 from recon.train.parts.dark_background import DarkBackground
 from recon.train.parts.depth_prior import DepthPrior
-from recon.train.parts.dropout_consistency import DropoutConsistency
 from recon.train.parts.filter3d import Filter3D
 from recon.train.parts.filter_plan import META_KEY as FILTERS, plan_parts
 from recon.train.parts.masked import MaskedTraining
@@ -35,7 +34,5 @@ def build_parts(cfg: OptimizeConfig, scene: Scene) -> list[Part]:
         parts.append(DarkBackground(reg.dark_background))
     if reg.anisotropy.enabled:
         parts.append(Anisotropy(reg.anisotropy))
-    if reg.dropout_consistency.enabled:
-        parts.append(DropoutConsistency(reg.dropout_consistency))
     parts += plan_parts(scene.meta.get(FILTERS))  # the filters stage's trust maps, haze, appearance
     return parts

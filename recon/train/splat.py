@@ -69,15 +69,12 @@ class Splat:
         return torch.exp(p["scales"]), torch.sigmoid(p["opacities"])
 
     def render(self, viewmat: torch.Tensor, K: torch.Tensor, width: int, height: int, degree: int,
-               mode: str = "RGB", background: torch.Tensor | None = None, opacity_fn=None):
-        """(render [1,H,W,ch], alpha [1,H,W,1], meta) of one camera (viewmat [1,4,4], K [1,3,3]).
-        opacity_fn: [N] → [N], applied to the activated opacities first (a render with Gaussians dropped)."""
+               mode: str = "RGB", background: torch.Tensor | None = None):
+        """(render [1,H,W,ch], alpha [1,H,W,1], meta) of one camera (viewmat [1,4,4], K [1,3,3])."""
         p = self.params
         colors = torch.cat([p["sh0"], p["shN"]], 1)
         bg = None if background is None else background[None]
         scales, opacities = self.activated_scales_opacities()
-        if opacity_fn is not None:
-            opacities = opacity_fn(opacities)
         return rasterize(p["means"], p["quats"], scales, opacities, colors, viewmat, K, width, height,
                          sh_degree=degree, backgrounds=bg, render_mode=mode, backend=self.backend)
 

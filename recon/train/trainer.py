@@ -100,12 +100,11 @@ class Trainer:
         """The SH degree active at this step."""
         return min(self.step // self.cfg.sh_degree_interval, self.max_degree)
 
-    def render_camera(self, camera: Camera, mode: str = "RGB", background: Tensor | None = None,
-                      opacity_fn=None) -> tuple[Tensor, Tensor, dict]:
-        """(render [1,H,W,ch], alpha [1,H,W,1], meta) of any camera, in the autograd graph
-        (opacity_fn: [N] → [N] on the activated opacities, e.g. a dropout)."""
+    def render_camera(self, camera: Camera, mode: str = "RGB", background: Tensor | None = None
+                      ) -> tuple[Tensor, Tensor, dict]:
+        """(render [1,H,W,ch], alpha [1,H,W,1], meta) of any camera, in the autograd graph."""
         vm, K = camera_tensors(camera, self.dev)
-        return self.splat.render(vm, K, camera.width, camera.height, self.degree(), mode, background, opacity_fn)
+        return self.splat.render(vm, K, camera.width, camera.height, self.degree(), mode, background)
 
     @torch.no_grad()
     def render(self, camera: Camera, mode: str = "RGB", background: Tensor | None = None
