@@ -25,6 +25,7 @@ import numpy as np
 from recon.errors import ReconError
 from recon.hub import locate
 from recon.events import Observer
+from recon.filters.consistency import ConsistencyConfig, unexplained
 from recon.filters.haze import estimate_haze, start_beta
 from recon.filters.learned import LearnedFilter, SegmenterConfig, SegmenterFilter
 from recon.filters.weather import WeatherConfig, detect_weather
@@ -45,6 +46,9 @@ class FiltersConfig:
     transients: bool = True
     """Robust weights from the residuals: what one photo shows and the others do not (people,
     cars, a branch) and what sits at the same pixel of every photo (lens drops, dirt)."""
+    photo_consistency: bool = False
+    """Before training: pixels that no other photo shows at any depth along their ray (a person
+    in one photo) get low trust (recon/filters/consistency.py)."""
     weather: Mode = "auto"
     """Rain streaks (and, with on, snow flakes) get trust 0: auto = rain streaks in the photos
     where they are detected; on = every streak and flake the detector finds."""
@@ -61,6 +65,8 @@ class FiltersConfig:
     """The atmosphere's learning (with `haze` not off)."""
     appearance_fit: AppearanceConfig = field(default_factory=AppearanceConfig)
     """The per-photo maps' learning (with `appearance`)."""
+    consistency: ConsistencyConfig = field(default_factory=ConsistencyConfig)
+    """The plane sweep and threshold of `photo_consistency`."""
     segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
     """A learned person/vehicle segmenter from disk (`segmenter.model`): its classes get trust 0 in
     every view before training (recon/filters/learned.py). Off (None) by default."""
@@ -69,7 +75,8 @@ class FiltersConfig:
 # Sub-settings and the switch without which they would do nothing.
 _NEEDS = {"robust": ("transients", lambda c: c.transients), "rain": ("weather", lambda c: c.weather != "off"),
           "haze_fit": ("haze", lambda c: c.haze != "off"), "appearance_fit": ("appearance", lambda c: c.appearance),
-          "segmenter": ("segmenter.model", lambda c: c.segmenter.model is not None)}
+          "segmenter": ("segmenter.model", lambda c: c.segmenter.model is not None),
+          "consistency": ("photo-consistency", lambda c: c.photo_consistency)}
 
 
 def check_config(cfg: FiltersConfig) -> None:
@@ -132,6 +139,23 @@ def _haze_plan(cfg: FiltersConfig, scene: Scene, obs: Observer) -> tuple[HazeCon
     return cfg.haze_fit, HazeStart(beta, est.airlight)
 
 
+def _consistency_trust(cfg: ConsistencyConfig, scene: Scene, trust: list[np.ndarray | None],
+                       obs: Observer) -> list[np.ndarray | None]:
+    """`trust` × (1 − how unexplained each pixel is by the other photos), with a log line."""
+    from recon.stages.init import depth_range
+
+    if len(scene.views) < 2:
+        obs.log("filters: photo consistency needs two views or more; skipped")
+        return trust
+    t0 = time.perf_counter()
+    near, far = depth_range(scene)
+    maps = unexplained(scene, near, far, cfg)
+    said = ", ".join(f"{v.name} {100 * np.mean(m > 0.5):.1f}%" for v, m in zip(scene.views, maps))
+    obs.log(f"filters: photo consistency (planes between {near:.3g} and {far:.3g}, {time.perf_counter() - t0:.1f} s): "
+            f"no other photo explains {said}")
+    return [(1 - m) if t is None else t * (1 - m) for t, m in zip(trust, maps)]
+
+
 def _learned_trust(learned: LearnedFilter, scene: Scene, trust: list[np.ndarray | None],
                    obs: Observer) -> list[np.ndarray | None]:
     """`trust` × the learned filter's map in each view, and a log line saying that it ran."""
@@ -148,6 +172,8 @@ def run_filters(cfg: FiltersConfig, scene: Scene, run_dir: Path, obs: Observer, 
     """The scene with a FilterPlan in meta["filters"] for the optimisation."""
     t0 = time.perf_counter()
     trust = _weather_trust(cfg, scene, obs)
+    if cfg.photo_consistency:
+        trust = _consistency_trust(cfg.consistency, scene, trust, obs)
     if cfg.segmenter.model is not None:
         trust = _learned_trust(SegmenterFilter(cfg.segmenter, device), scene, trust, obs)
     elif cfg.transients:
