@@ -74,4 +74,4 @@ def test_its_settings_without_the_switch_are_refused():
     from recon.errors import ReconError
 
     with pytest.raises(ReconError, match="photo-consistency is off"):
-        check_config(FiltersConfig(enabled=True, consistency=ConsistencyConfig(k=2.0)))
+        check_config(FiltersConfig(enabled=True, photo_consistency=False, consistency=ConsistencyConfig(k=2.0)))
