@@ -65,7 +65,7 @@ def test_the_stage_multiplies_the_learned_trust_in_and_says_so(tiny_segmenter, t
         def log(self, message: str) -> None:
             lines.append(message)
 
-    cfg = FiltersConfig(enabled=True, weather="off", haze="off",
+    cfg = FiltersConfig(enabled=True, weather="off", haze="off", photo_consistency=False,
                         segmenter=SegmenterConfig(model=str(tiny_segmenter), classes=("car",), dilate=0))
     check_config(cfg)
     plan = run_filters(cfg, Scene(views), tmp_path, Log()).meta["filters"]
@@ -75,7 +75,7 @@ def test_the_stage_multiplies_the_learned_trust_in_and_says_so(tiny_segmenter, t
     assert any("learned filter ran: segmenter" in line for line in lines), lines
     lines.clear()
     run_filters(dataclasses.replace(cfg, segmenter=SegmenterConfig()), Scene(views), tmp_path, Log())
-    assert any("weights-free robust weights" in line for line in lines), "the log says the weights-free one ran"
+    assert any("occluders: weights-free robust weights" in line for line in lines), "the log says the weights-free one ran"
 
 
 def test_bad_models_and_classes_stop_in_one_line(tiny_segmenter, tmp_path):

@@ -4,6 +4,9 @@ The stage looks at the posed training views and hands the optimisation a `Filter
 (recon/train/parts/filter_plan.py) in scene.meta["filters"]; the Trainer builds its parts from it:
 - rain and snow: thin bright streaks and round flakes found in each photo (recon/filters/weather.py)
   get trust 0 in that view's prior trust map;
+- occluders, before training: pixels no other photo shows at any depth along their ray get low
+  trust (recon/filters/consistency.py), and a learned segmenter from disk, when one is named,
+  gives its classes (person, car, …) trust 0 (recon/filters/learned.py);
 - transients and fixed-in-image defects: robust per-pixel weights from the residuals as training
   goes, confirmed by the other views (recon/filters/robust.py, parts/robust.py);
 - haze: an atmosphere (airlight A, extinction β, t = exp(−β·depth)) started from the dark-channel
@@ -177,8 +180,10 @@ def run_filters(cfg: FiltersConfig, scene: Scene, run_dir: Path, obs: Observer, 
         trust = _consistency_trust(cfg.consistency, scene, trust, obs)
     if cfg.segmenter.model is not None:
         trust = _learned_trust(SegmenterFilter(cfg.segmenter, device), scene, trust, obs)
-    elif cfg.transients:
-        obs.log("filters: occluders: weights-free robust weights (no learned segmenter: "
+    elif cfg.transients or cfg.photo_consistency:
+        used = " and ".join(n for n, on in (("photo consistency", cfg.photo_consistency), ("robust weights", cfg.transients))
+                            if on)
+        obs.log(f"filters: occluders: weights-free {used} (no learned segmenter: "
                 "--config.filters.segmenter.model names one on disk)")
     plan = FilterPlan(trust, cfg.robust if cfg.transients else None, _haze_plan(cfg, scene, obs),
                       cfg.appearance_fit if cfg.appearance else None)
