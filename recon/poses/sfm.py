@@ -16,6 +16,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -191,6 +192,21 @@ def _reconstruct(views: Sequence[View], focal_known: dict[str, bool], opts: SfmO
     return result, best_level
 
 
+@contextmanager
+def _quiet_colmap():
+    """COLMAP's own INFO lines (hundreds a run: "Creating SIFT CPU feature extractor",
+    "Registering image #9 ...") off the console; our log says what each step found and
+    registered. Its warnings and errors still print."""
+    import pycolmap
+
+    before = pycolmap.logging.minloglevel
+    pycolmap.logging.minloglevel = int(pycolmap.logging.WARNING)
+    try:
+        yield
+    finally:
+        pycolmap.logging.minloglevel = before
+
+
 def run_sfm(views: Sequence[View], focal_known: dict[str, bool], opts: SfmOptions, log: Log,
             matcher: PairMatcher | None = None, workdir: Path | None = None) -> SfmResult:
     """Estimate poses and intrinsics of `views` (their cameras only seed the intrinsics).
@@ -203,7 +219,7 @@ def run_sfm(views: Sequence[View], focal_known: dict[str, bool], opts: SfmOption
         passes = ["learned"]
     else:
         passes = {"auto": ["sift", "affine-sift"], "sift": ["sift"], "affine-sift": ["affine-sift"]}[opts.features]
-    with tempfile.TemporaryDirectory(prefix="recon_sfm_") as tmp:
+    with tempfile.TemporaryDirectory(prefix="recon_sfm_") as tmp, _quiet_colmap():
         work = Path(workdir) if workdir is not None else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         n_cams = len(group_cameras(views, focal_known, opts.share_cameras))
