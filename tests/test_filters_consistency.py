@@ -75,3 +75,22 @@ def test_its_settings_without_the_switch_are_refused():
 
     with pytest.raises(ReconError, match="photo-consistency is off"):
         check_config(FiltersConfig(enabled=True, photo_consistency=False, consistency=ConsistencyConfig(k=2.0)))
+
+
+def test_bad_sweep_settings_are_refused_and_neighbours_bound_the_views_used(truth):
+    from recon.errors import ReconError
+    from recon.filters.consistency import best_cost
+
+    for bad in (ConsistencyConfig(neighbours=0), ConsistencyConfig(patch=4)):
+        with pytest.raises(ReconError, match="consistency"):
+            check_config(FiltersConfig(enabled=True, consistency=bad))
+    scene = clean_scene(truth)
+    near, far = depth_range(scene)
+    one = best_cost(scene, 0, near, far, ConsistencyConfig(neighbours=1))
+    every = best_cost(scene, 0, near, far, ConsistencyConfig(neighbours=3))
+    # More views see more of the view's pixels and explain them better (the planes differ with
+    # the widest baseline, so this holds on the whole, not pixel by pixel).
+    import torch
+
+    assert int(torch.isfinite(every).sum()) > int(torch.isfinite(one).sum())
+    assert float(every[torch.isfinite(every)].mean()) < float(one[torch.isfinite(one)].mean())

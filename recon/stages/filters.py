@@ -96,6 +96,8 @@ def check_config(cfg: FiltersConfig) -> None:
             switch = _NEEDS[name][0]
             raise ReconError(f"--config.filters.{name.replace('_', '-')}: --config.filters.{switch} is off, so "
                              "this setting would do nothing")
+    if cfg.consistency.neighbours < 1 or cfg.consistency.patch < 1 or cfg.consistency.patch % 2 == 0:
+        raise ReconError("--config.filters.consistency: neighbours must be ≥ 1 and patch a positive odd number")
     if cfg.enabled and cfg.segmenter.model is not None and locate(cfg.segmenter.model) is None:
         # Before the run starts, not after its poses: a model that is not here stops it in one line.
         raise ReconError("--config.filters.segmenter.model: not on this disk (a local folder or a hub id in the "
