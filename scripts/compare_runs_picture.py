@@ -30,7 +30,7 @@ def main() -> None:
     ap.add_argument("--height", type=int, default=200, help="pixels per tile")
     args = ap.parse_args()
 
-    from recon.io.images import contact_sheet, load_image, save_image
+    from recon.io.images import load_image, save_image
     from recon.stages.export import render_view
 
     view = importlib.import_module("recon_viewer.view")  # the module; the package exports a function of that name
@@ -43,6 +43,8 @@ def main() -> None:
     rows = []
     for i in picks:
         cam, photo = a.cameras[i], a.images[i]
+        if photo is not None and photo.dtype == np.uint8:  # the viewer keeps its thumbnails as bytes
+            photo = photo.astype(np.float32) / 255
         tiles = [photo if photo is not None else np.zeros((cam.height, cam.width, 3), np.float32)]
         tiles += [np.clip(render_view(g, cam, "cpu", "cpu"), 0, 1) for g in (a.gaussians, b.gaussians)]
         trust_file = args.run_b / "filters" / f"{names[i]}.png" if i < len(names) else None
@@ -51,8 +53,12 @@ def main() -> None:
             w = panel.shape[1] // 3
             trust = panel[:, w: 2 * w]
             tiles.append(np.asarray(_resize(trust, cam.width, cam.height)))
-        rows.append(np.concatenate([_resize(t, cam.width, cam.height) for t in tiles], axis=1))
-    save_image(args.out, contact_sheet(rows, args.height))
+        w = max(1, round(cam.width * args.height / cam.height))  # portrait and landscape photos alike
+        gutter = np.ones((args.height, 4, 3), np.float32)
+        rows.append(np.concatenate([x for t in tiles for x in (_resize(t, w, args.height), gutter)][:-1], axis=1))
+    width = max(r.shape[1] for r in rows)
+    sheet = [np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=1.0) for r in rows]
+    save_image(args.out, np.concatenate(sheet, axis=0))
     print(f"wrote {args.out}: views {picks}, photo | {args.run_a.name} | {args.run_b.name}"
           + (" | trust" if (args.run_b / "filters").is_dir() else ""))
 
