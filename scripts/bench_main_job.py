@@ -32,10 +32,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "lund_door"
 R = "--config.optimize.regularize."
+NO_FILL = ["--config.init.stereo.fill-stride", "0"]  # the preset's stereo fill (since 2026-12-02) off
 ROWS = {  # flags on top of --preset fast, which has opacity decay 0.995 and the anisotropy term on since issue 15
-    "fast before issue 15": [R + "opacity-decay.factor", "1.0", R + "anisotropy.weight", "0"],
-    "fast before + anisotropy 1.0": [R + "opacity-decay.factor", "1.0"],
-    "fast (decay 0.995 + anisotropy 1.0)": [],
+    "fast before issue 15": [R + "opacity-decay.factor", "1.0", R + "anisotropy.weight", "0", *NO_FILL],
+    "fast before + anisotropy 1.0": [R + "opacity-decay.factor", "1.0", *NO_FILL],
+    "fast (decay 0.995 + anisotropy 1.0)": NO_FILL,
+    "fast (decay + anisotropy + stereo fill 4)": [],
+    "fast, seeded by stereo instead of the SfM points": ["--config.init.method", "seeds"],
 }
 
 
