@@ -19,27 +19,30 @@ GPU_STEP_MS = (2.0, 5.0)
 # poses from plain photos, s: SIFT + SfM (four_views at 800 px: 3.6 s; the affine-SIFT retry that
 # weak models get takes several times longer)
 SFM_S = (1.0, 2.5)  # fixed, per view
-# init of posed views with stereo seeds, s per view and megapixel (DTU scan37, 3 × 400×300: 2.5 s);
-# photos posed by SfM are seeded from its points, in well under a second
+# init with stereo seeds, s per view and megapixel (DTU scan37, 3 × 400×300: 2.5 s); seeding from
+# SfM points instead takes well under a second
 INIT_S_PER_VIEW_MP = 7.0
 
 
-def estimate_seconds(scene: Scene, steps: int, device: str, posed: bool) -> dict[str, float]:
-    """Seconds per stage: {"poses", "init", "optimize"} (0 for work that will not run)."""
+def estimate_seconds(scene: Scene, steps: int, device: str, posed: bool, seeds: bool | None = None
+                     ) -> dict[str, float]:
+    """Seconds per stage: {"poses", "init", "optimize"} (0 for work that will not run). seeds:
+    whether init runs stereo (default: for posed views only; photos posed by SfM have its points)."""
+    seeds = posed if seeds is None else seeds
     mp = sum(v.camera.width * v.camera.height for v in scene.views) / max(len(scene), 1) / 1e6
     cores = os.cpu_count() or 1
     slow = max(1.0, 2.0 / cores)  # measured on 2 cores; more cores are not assumed to help
     a, b = GPU_STEP_MS if device == "cuda" else CPU_STEP_MS
     return {
         "poses": 0.0 if posed else (SFM_S[0] + SFM_S[1] * len(scene)) * slow,
-        "init": INIT_S_PER_VIEW_MP * len(scene) * mp * slow if posed else 0.0,
+        "init": INIT_S_PER_VIEW_MP * len(scene) * mp * slow if seeds else 0.0,
         "optimize": steps * (a + b * mp) / 1000 * (1.0 if device == "cuda" else slow),
     }
 
 
-def describe(scene: Scene, steps: int, device: str, posed: bool) -> str:
+def describe(scene: Scene, steps: int, device: str, posed: bool, seeds: bool | None = None) -> str:
     """One line: the estimate and what it is made of."""
-    parts = estimate_seconds(scene, steps, device, posed)
+    parts = estimate_seconds(scene, steps, device, posed, seeds)
     total = sum(parts.values())
     v = scene.views[0].camera
     what = ", ".join(f"{k} {_fmt(s)}" for k, s in parts.items() if s > 0)

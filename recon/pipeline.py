@@ -196,7 +196,8 @@ def run_pipeline(
         scene = run_ingest(cfg.ingest, images, obs)
         scene_key = config_digest([files_digest(input_files(Path(images), skip=run_dir)), cfg.ingest])
     posed = bool(scene.meta.get("posed", False))
-    obs.log("; ".join(filter(None, [announce, describe(scene, cfg.optimize.steps, ctx.device, posed)])))
+    seeds = cfg.init.method == "seeds" or (cfg.init.method == "auto" and posed)  # photos: SfM points under auto
+    obs.log("; ".join(filter(None, [announce, describe(scene, cfg.optimize.steps, ctx.device, posed, seeds)])))
     artifacts: dict[str, Any] = {"source": scene}
     keys: dict[str, str] = {"source": scene_key or config_digest(scene.source)}
     seconds, cached = run_stages(GRAPH, ctx, store, artifacts, keys, until, t0)

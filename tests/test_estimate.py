@@ -14,6 +14,8 @@ def test_the_estimate_counts_what_will_run():
     assert posed["poses"] == 0 and posed["init"] > 0
     photos = estimate_seconds(small, 1000, "cpu", posed=False)
     assert photos["poses"] > 0 and photos["init"] == 0, "SfM points seed photos: no stereo init"
+    seeded = estimate_seconds(small, 1000, "cpu", posed=False, seeds=True)  # init.method seeds (the fast preset)
+    assert seeded["poses"] == photos["poses"] and seeded["init"] == posed["init"] > 0
     assert estimate_seconds(small, 2000, "cpu", True)["optimize"] > 1.9 * posed["optimize"]
     assert estimate_seconds(large, 1000, "cpu", True)["optimize"] > posed["optimize"]
     assert estimate_seconds(small, 1000, "cuda", True)["optimize"] < posed["optimize"]

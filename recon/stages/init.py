@@ -99,7 +99,8 @@ class OutlierConfig:
 class InitConfig:
     method: Literal["auto", "points", "seeds", "random"] = "auto"
     """auto: SfM points when there are at least `min_points`, else seeds; points: require SfM
-    points; seeds: the few-view seeds below; random: random points in the frusta only (vanilla)."""
+    points; seeds: the few-view seeds below (also for photos posed by SfM, whose points are then
+    the fallback); random: random points in the frusta only (vanilla)."""
     num_random: int = 20_000
     """How many random points (method random), or random fill points added to the seeds."""
     min_points: int = 100
@@ -130,6 +131,10 @@ def run_init(cfg: InitConfig, scene: Scene, obs: Observer) -> Gaussians:
         g = few_view_seeds(cfg, scene, rng, obs)
         if g is not None:
             return g
+        if have_points:  # seeds asked for but none found: the SfM points beat random ones
+            obs.log(f"init: no few-view seeds; {len(scene.points)} SfM points")
+            return Gaussians.from_points(scene.points, scene.point_colors, sh_degree=cfg.sh_degree,
+                                         opacity=cfg.opacity)
     points, colors = sample_frusta(scene, cfg.num_random, rng)
     obs.log(f"init: {len(points)} random points inside the camera frusta")
     return Gaussians.from_points(points, colors, sh_degree=cfg.sh_degree, opacity=cfg.opacity)
