@@ -73,12 +73,9 @@ def camera_names(run: Path) -> list[str]:
 
 
 def _resize(img: np.ndarray, w: int, h: int) -> np.ndarray:
-    if img.shape[:2] == (h, w):
-        return img
-    from PIL import Image
+    from recon.io.images import resize_area
 
-    u8 = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
-    return np.asarray(Image.fromarray(u8).resize((w, h), Image.BILINEAR), np.float32) / 255
+    return resize_area(np.clip(img, 0, 1).astype(np.float32), (w, h))
 
 
 if __name__ == "__main__":

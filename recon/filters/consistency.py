@@ -23,6 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from recon.filters.robust import smoothstep
+from recon.init.plane_sweep import box_mean
 from recon.reproject import pixel_rays, project_rays, relative_pose, sample_image
 from recon.scene import Camera, Scene
 
@@ -61,11 +63,6 @@ def _rgb(img: np.ndarray, cam: Camera) -> torch.Tensor:
     return t
 
 
-def _box(x: torch.Tensor, k: int) -> torch.Tensor:
-    """Mean over k×k of [D,h,w], borders averaging only the pixels inside."""
-    return F.avg_pool2d(x[:, None], k, stride=1, padding=k // 2, count_include_pad=False)[:, 0]
-
-
 def best_cost(scene: Scene, ref: int, near: float, far: float, cfg: ConsistencyConfig,
               chunk: int = 16) -> torch.Tensor:
     """[h,w] at the sweep's size: per pixel of view `ref`, the lowest patch colour difference over
@@ -89,7 +86,7 @@ def best_cost(scene: Scene, ref: int, near: float, far: float, cfg: ConsistencyC
     # A textured patch misses by more than a flat one at the same sub-pixel error or foreshortening
     # (wide baselines), so the difference is measured in units of the patch's own contrast.
     grey = ref_img.mean(0, keepdim=True)
-    contrast = (_box(grey**2, cfg.patch) - _box(grey, cfg.patch) ** 2).clamp_min(0).sqrt()[0]
+    contrast = (box_mean(grey**2, cfg.patch) - box_mean(grey, cfg.patch) ** 2).clamp_min(0).sqrt()[0]
     scale = contrast + cfg.contrast_floor
     with torch.no_grad():
         for start in range(0, n, chunk):
@@ -97,8 +94,8 @@ def best_cost(scene: Scene, ref: int, near: float, far: float, cfg: ConsistencyC
             for img, R, t, K, _ in others:
                 pix, ahead = project_rays(rays, depth, R, t, K)
                 warped, inside = sample_image(img, pix)  # [D,3,h,w], [D,h,w]
-                valid = _box((ahead & inside).float(), cfg.patch) > 0.999  # the whole patch lands inside
-                cost = _box((warped - ref_img[None]).abs().mean(1), cfg.patch) / scale
+                valid = box_mean((ahead & inside).float(), cfg.patch) > 0.999  # the whole patch lands inside
+                cost = box_mean((warped - ref_img[None]).abs().mean(1), cfg.patch) / scale
                 cost = torch.where(valid, cost, torch.full_like(cost, float("inf")))
                 best = torch.minimum(best, cost.min(0).values)
     return best
@@ -116,8 +113,7 @@ def unexplained(scene: Scene, near: float, far: float, cfg: ConsistencyConfig) -
             out.append(np.zeros(v.image.shape[:2], np.float32))
             continue
         tau = max(cfg.k * float(c[seen].median()), cfg.floor)
-        score = (((c - tau) / tau).clamp(0, 1) * seen).nan_to_num(0.0)
-        score = score * score * (3 - 2 * score)  # smoothstep: weights change gradually
+        score = smoothstep(c, tau, 2 * tau) * seen  # +inf (unseen) → 1 × 0: no evidence
         full = F.interpolate(score[None, None], size=v.image.shape[:2], mode="bilinear", align_corners=False)[0, 0]
         out.append(full.clamp(0, 1).numpy().astype(np.float32))
     return out

@@ -25,7 +25,7 @@ def _grey(img: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(img @ np.array([0.299, 0.587, 0.114], np.float32)))
 
 
-def _box(x: torch.Tensor, k: int) -> torch.Tensor:
+def box_mean(x: torch.Tensor, k: int) -> torch.Tensor:
     """Box filter (mean over k×k, same size) of [B,H,W]; separable, so 2k not k² reads a pixel."""
     y = F.avg_pool2d(x[:, None], (k, 1), stride=1, padding=(k // 2, 0), count_include_pad=False)
     return F.avg_pool2d(y, (1, k), stride=1, padding=(0, k // 2), count_include_pad=False)[:, 0]
@@ -62,8 +62,8 @@ def _score(scene: Scene, ref: int, inv_depth: torch.Tensor, factor: int, window:
     cam = _scaled(views[ref].camera, factor)
     h, w = cam.height, cam.width
     g_ref = _image(views[ref].image, (w, h))[None]
-    mu_r = _box(g_ref, window)
-    sd_r = (_box(g_ref**2, window) - mu_r**2).clamp_min(0).sqrt()
+    mu_r = box_mean(g_ref, window)
+    sd_r = (box_mean(g_ref**2, window) - mu_r**2).clamp_min(0).sqrt()
     rays = pixel_rays(cam)
     others = [i for i in range(len(views)) if i != ref]
     k_best = max(1, (len(others) + 1) // 2)
@@ -78,9 +78,9 @@ def _score(scene: Scene, ref: int, inv_depth: torch.Tensor, factor: int, window:
         per_view = []
         for img, R, t, K in imgs:
             warped, valid = _warp(img, R, t, K, rays, depth)
-            mu_w = _box(warped, window)
-            sd_w = (_box(warped**2, window) - mu_w**2).clamp_min(0).sqrt()
-            ncc = (_box(warped * g_ref, window) - mu_w * mu_r) / (sd_w * sd_r + 1e-4)
+            mu_w = box_mean(warped, window)
+            sd_w = (box_mean(warped**2, window) - mu_w**2).clamp_min(0).sqrt()
+            ncc = (box_mean(warped * g_ref, window) - mu_w * mu_r) / (sd_w * sd_r + 1e-4)
             per_view.append(torch.where(valid, ncc, torch.full_like(ncc, -1.0)))
         out[start:start + chunk] = torch.stack(per_view).topk(k_best, dim=0).values.mean(0)
     # Flat patches score by noise alone: no confidence there.
