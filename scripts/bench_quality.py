@@ -50,6 +50,11 @@ BLACK = ["--config.optimize.background", "black"]
 DARK, DECAY = [R + "dark-background.weight", "1.0"], [R + "opacity-decay.factor", "0.995"]
 ANISO = [R + "anisotropy.weight", "1.0"]
 FILL = ["--config.init.stereo.fill-stride", "4"]
+TODAY = DECAY + ANISO + FILL  # the fast preset since the stereo fill
+XFEAT = ["--config.init.matches.enabled", "True", "--config.init.matches.features", "xfeat",
+         "--config.init.matches.min-views", "3"]
+SIFT = ["--config.init.matches.enabled", "True", "--config.init.matches.min-views", "3"]
+NO_STEREO = ["--config.init.stereo.enabled", "False"]
 # The fast preset as it was before issue 15 (it now has decay and anisotropy on): every PARTS row
 # starts from it, so the table stays what it measured.
 BEFORE = [R + "opacity-decay.factor", "1.0", R + "anisotropy.weight", "0", "--config.init.stereo.fill-stride", "0"]
@@ -69,6 +74,14 @@ PARTS = [  # (scene, row name, flags), in the order they run: the telling ones f
     # the nearest confident depth (init.stereo.fill_stride), on today's fast preset.
     ("dtu_scan37", "decay + anisotropy + stereo fill 4", DECAY + ANISO + FILL),
     ("llff_fern", "decay + anisotropy + stereo fill 4", DECAY + ANISO + FILL),
+    # Item 6: features triangulated with the known poses, agreed on by a third view, beside the
+    # plane sweep and instead of it (today's fast preset otherwise).
+    ("dtu_scan37", "today + XFeat triangulated", TODAY + XFEAT),
+    ("llff_fern", "today + XFeat triangulated", TODAY + XFEAT),
+    ("dtu_scan37", "today + SIFT triangulated", TODAY + SIFT),
+    ("llff_fern", "today + SIFT triangulated", TODAY + SIFT),
+    ("dtu_scan37", "XFeat triangulated instead of the plane sweep", DECAY + ANISO + NO_STEREO + XFEAT),
+    ("llff_fern", "XFeat triangulated instead of the plane sweep", DECAY + ANISO + NO_STEREO + XFEAT),
     # DropGaussian, binocular consistency and DropoutGS's consistency term (on decay + anisotropy,
     # at the paper's DTU and LLFF settings) were measured here too and removed as they lost
     # (docs/benchmarks.md, issue 15).

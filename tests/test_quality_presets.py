@@ -36,7 +36,7 @@ def test_auto_picks_fast_on_a_cpu_and_quality_on_cuda(monkeypatch):
 def test_vanilla_switches_every_few_view_part_off():
     cfg = load_preset("vanilla")
     assert cfg.init.method == "random"
-    assert not (cfg.init.stereo.enabled or cfg.init.hull.enabled or cfg.init.sift.enabled)
+    assert not (cfg.init.stereo.enabled or cfg.init.hull.enabled or cfg.init.matches.enabled)
     reg = cfg.optimize.regularize
     assert not cfg.optimize.use_masks and cfg.optimize.background == "black"
     assert reg.filter_3d == 0 and reg.pseudo.every == 0 and not reg.depth_prior.model

