@@ -4,6 +4,9 @@ init stage's plane-sweep stereo and the optimise stage's warp loss share (differ
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -16,6 +19,15 @@ def pixel_rays(cam: Camera, dtype: torch.dtype = torch.float32) -> Tensor:
     v, u = torch.meshgrid(torch.arange(cam.height) + 0.5, torch.arange(cam.width) + 0.5, indexing="ij")
     pix = torch.stack([u.flatten(), v.flatten(), torch.ones(u.numel())], 1).double()
     return (pix @ torch.linalg.inv(torch.from_numpy(cam.K)).T).to(dtype)
+
+
+def nearest_views(cameras: Sequence[Camera], ref: int, k: int) -> list[int]:
+    """Indices of the k cameras whose centres are nearest camera `ref`'s (itself excluded), nearest
+    first; k <= 0 = all of them. Matching a view against its nearest few, not all, keeps the work
+    views × k instead of views²."""
+    dist = [float(np.linalg.norm(c.center - cameras[ref].center)) for c in cameras]
+    others = sorted((o for o in range(len(cameras)) if o != ref), key=lambda o: dist[o])
+    return others if k <= 0 else others[:k]
 
 
 def relative_pose(ref: Camera, other: Camera, dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor]:

@@ -54,6 +54,25 @@ def test_plane_sweep_recovers_a_textured_plane(plane_scene):
     assert C.shape == P.shape and np.all(foot > 0) and sure.all()
 
 
+def test_nearest_views_by_camera_centre():
+    from recon.reproject import nearest_views
+
+    cams = plane_cameras()  # centres at x = -0.6, 0, 0.6
+    assert nearest_views(cams, 0, 1) == [1] and nearest_views(cams, 1, 0) in ([0, 2], [2, 0])
+    assert nearest_views(cams, 2, 5) == [1, 0]
+
+
+def test_plane_sweep_against_the_nearest_view_only(plane_scene, monkeypatch):
+    import recon.init.plane_sweep as ps
+
+    matched = []
+    real = ps.nearest_views
+    monkeypatch.setattr(ps, "nearest_views", lambda cams, ref, k: matched.append(real(cams, ref, k)) or matched[-1])
+    P, _, _, _ = plane_sweep_points(plane_scene, near=2.5, far=8.0, window=5, coarse=2, neighbours=1)
+    assert matched and all(len(m) == 1 for m in matched)
+    assert len(P) > 1000 and np.mean(np.abs(P[:, 2]) < 0.05) > 0.85  # one baseline: a little noisier
+
+
 def test_hole_filling_takes_the_nearest_confident_depth():
     from recon.init.plane_sweep import fill_holes
 

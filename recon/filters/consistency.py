@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from recon.filters.robust import smoothstep
 from recon.init.plane_sweep import box_mean
-from recon.reproject import pixel_rays, project_rays, relative_pose, sample_image
+from recon.reproject import nearest_views, pixel_rays, project_rays, relative_pose, sample_image
 from recon.scene import Camera, Scene
 
 
@@ -71,13 +71,10 @@ def best_cost(scene: Scene, ref: int, near: float, far: float, cfg: ConsistencyC
     cam = _small(views[ref].camera, cfg.max_side)
     ref_img, rays = _rgb(views[ref].image, cam), pixel_rays(cam)
     others = []
-    dist = [float(np.linalg.norm(v.camera.center - views[ref].camera.center)) for v in views]
-    near_views = sorted((o for o in range(len(views)) if o != ref), key=lambda o: dist[o])[: cfg.neighbours]
-    for o, v in enumerate(views):
-        if o in near_views:
-            oc = _small(v.camera, cfg.max_side)
-            R, t = relative_pose(cam, oc)
-            others.append((_rgb(v.image, oc), R, t, torch.from_numpy(oc.K).float(), oc))
+    for o in sorted(nearest_views(scene.cameras, ref, cfg.neighbours)):
+        oc = _small(views[o].camera, cfg.max_side)
+        R, t = relative_pose(cam, oc)
+        others.append((_rgb(views[o].image, oc), R, t, torch.from_numpy(oc.K).float(), oc))
     base = max(float(np.linalg.norm(o[4].center - cam.center)) for o in others)
     span = cam.K[0, 0] * base * (1 / near - 1 / far)  # pixels of parallax from near to far
     n = int(np.clip(span / cfg.step_px, 16, cfg.max_planes))

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from recon.reproject import pixel_rays, project_rays, relative_pose, sample_image
+from recon.reproject import nearest_views, pixel_rays, project_rays, relative_pose, sample_image
 from recon.scene import Camera, Scene
 
 
@@ -53,11 +53,11 @@ def _image(img: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(g[None, None], size=(size[1], size[0]), mode="area")[0, 0]
 
 
-def _score(scene: Scene, ref: int, inv_depth: torch.Tensor, factor: int, window: int,
+def _score(scene: Scene, ref: int, inv_depth: torch.Tensor, factor: int, window: int, neighbours: int = 4,
            chunk: int = 16) -> torch.Tensor:
     """Matching score [D,h,w] of per-pixel inverse-depth hypotheses [D,h,w] for view `ref` at
-    1/factor resolution: the mean NCC over the best half of the other views (the other half may
-    not see the pixel); -1 where no view does."""
+    1/factor resolution: the mean NCC over the best half of its `neighbours` nearest views (the
+    other half may not see the pixel); -1 where no view does."""
     views = scene.views
     cam = _scaled(views[ref].camera, factor)
     h, w = cam.height, cam.width
@@ -65,7 +65,7 @@ def _score(scene: Scene, ref: int, inv_depth: torch.Tensor, factor: int, window:
     mu_r = box_mean(g_ref, window)
     sd_r = (box_mean(g_ref**2, window) - mu_r**2).clamp_min(0).sqrt()
     rays = pixel_rays(cam)
-    others = [i for i in range(len(views)) if i != ref]
+    others = nearest_views(scene.cameras, ref, neighbours)
     k_best = max(1, (len(others) + 1) // 2)
     imgs = []
     for o in others:
@@ -87,15 +87,14 @@ def _score(scene: Scene, ref: int, inv_depth: torch.Tensor, factor: int, window:
     return torch.where(sd_r > 0.01, out, torch.full_like(out, -1.0))
 
 
-def _disparity_per_inv_depth(scene: Scene, ref: int) -> float:
-    """Pixels of image motion per unit of inverse depth, for the widest-baseline other view,
-    measured at the reference image's centre (sets the plane spacing to about a pixel)."""
+def _disparity_per_inv_depth(scene: Scene, ref: int, neighbours: int = 4) -> float:
+    """Pixels of image motion per unit of inverse depth, for the widest-baseline view it is matched
+    with, measured at the reference image's centre (sets the plane spacing to about a pixel)."""
     cam = scene.views[ref].camera
     ray = np.linalg.inv(cam.K) @ np.array([cam.width / 2, cam.height / 2, 1.0])
     best = 0.0
-    for o, view in enumerate(scene.views):
-        if o == ref:
-            continue
+    for o in nearest_views(scene.cameras, ref, neighbours):
+        view = scene.views[o]
         base = np.linalg.norm(view.camera.center - cam.center)
         best = max(best, float(view.camera.K[0, 0] * base / np.linalg.norm(ray)))
     return best
@@ -118,40 +117,39 @@ def _best(scores: torch.Tensor, inv: torch.Tensor) -> tuple[torch.Tensor, torch.
 
 
 def sweep_depth(scene: Scene, ref: int, near: float, far: float, window: int = 7, coarse: int = 4,
-                step_px: float = 1.0, max_planes: int = 192) -> tuple[np.ndarray, np.ndarray]:
+                step_px: float = 1.0, max_planes: int = 192, neighbours: int = 4) -> tuple[np.ndarray, np.ndarray]:
     """(depth [H,W], score [H,W]) of view `ref`. Coarse to fine: fronto-parallel planes uniform
     in inverse depth about `step_px` pixels of parallax apart at 1/`coarse` resolution, then at full
     resolution per-pixel hypotheses within ±(coarse+1) pixels of the upsampled coarse answer, half
-    a pixel apart. Planes a fixed count apart would be several pixels apart on a wide baseline."""
+    a pixel apart. Planes a fixed count apart would be several pixels apart on a wide baseline.
+    The view is matched with its `neighbours` nearest views (0 = all)."""
     cam = scene.views[ref].camera
-    span = _disparity_per_inv_depth(scene, ref) * (1 / near - 1 / far)
+    span = _disparity_per_inv_depth(scene, ref, neighbours) * (1 / near - 1 / far)
     with torch.no_grad():
         c = _scaled(cam, coarse)
         n = int(np.clip(span / coarse / step_px, 16, max_planes))
         inv = torch.linspace(1 / near, 1 / far, n)[:, None, None].expand(n, c.height, c.width).contiguous()
-        inv_c, _ = _best(_score(scene, ref, inv, coarse, max(3, window // 2 * 2 - 1)), inv)
+        inv_c, _ = _best(_score(scene, ref, inv, coarse, max(3, window // 2 * 2 - 1), neighbours), inv)
         inv_up = F.interpolate(inv_c[None, None], size=(cam.height, cam.width), mode="nearest")[0, 0]
         delta = 0.5 * step_px * (1 / near - 1 / far) / max(span, 1e-9)  # half a pixel of parallax
         k = int(np.ceil((coarse + 1) * step_px / 0.5 / step_px))
         offsets = torch.arange(-k, k + 1, dtype=torch.float32)[:, None, None] * delta
         hyp = (inv_up[None] + offsets).clamp(1 / far, 1 / near)
-        inv_f, score = _best(_score(scene, ref, hyp, 1, window), hyp)
+        inv_f, score = _best(_score(scene, ref, hyp, 1, window, neighbours), hyp)
     return (1 / inv_f).numpy(), score.numpy()
 
 
-def _consistent(scene: Scene, depths: list[np.ndarray], ref: int, rel_tol: float, px_tol: float
-                ) -> np.ndarray:
-    """[H,W] count of other views whose depth map confirms the reference depth: the reference
+def _consistent(scene: Scene, depths: list[np.ndarray], ref: int, rel_tol: float, px_tol: float,
+                neighbours: int = 4) -> np.ndarray:
+    """[H,W] count of its nearest views whose depth map confirms the reference depth: the reference
     pixel lifted, projected into the other view, lifted with that view's depth and projected back
     lands within px_tol pixels at a depth within rel_tol."""
     cam = scene.views[ref].camera
     rays = pixel_rays(cam).numpy().astype(np.float64)
     X = (rays * depths[ref].reshape(-1, 1)) @ cam.cam_to_world[:3, :3].T + cam.cam_to_world[:3, 3]
     count = np.zeros(len(X), dtype=np.int32)
-    for o, view in enumerate(scene.views):
-        if o == ref:
-            continue
-        oc = view.camera
+    for o in nearest_views(scene.cameras, ref, neighbours):
+        oc = scene.views[o].camera
         pix, _ = oc.project(X)
         with np.errstate(invalid="ignore"):
             u, v = np.floor(pix[:, 0]), np.floor(pix[:, 1])
@@ -171,22 +169,22 @@ _MEMO: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
 
 
 def confident_depths(scene: Scene, near: float, far: float, window: int = 7, coarse: int = 4,
-                     min_score: float = 0.5, rel_tol: float = 0.01, px_tol: float = 1.0
+                     min_score: float = 0.5, rel_tol: float = 0.01, px_tol: float = 1.0, neighbours: int = 4
                      ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per view (depth [H,W], confident [H,W] bool): the sweep's depth, confident where its score
     reaches min_score and another view's depth confirms it. Memoised on the images, cameras and
     settings: the init stage seeds from these depths and the optimise stage supervises with them."""
-    h = hashlib.sha1(repr((near, far, window, coarse, min_score, rel_tol, px_tol)).encode())
+    h = hashlib.sha1(repr((near, far, window, coarse, min_score, rel_tol, px_tol, neighbours)).encode())
     for v in scene.views:
         h.update(v.image.tobytes())
         h.update(v.camera.K.tobytes())
         h.update(v.camera.world_to_cam.tobytes())
     key = h.hexdigest()
     if key not in _MEMO:
-        sweeps = [sweep_depth(scene, i, near, far, window, coarse) for i in range(len(scene))]
+        sweeps = [sweep_depth(scene, i, near, far, window, coarse, neighbours=neighbours) for i in range(len(scene))]
         depths = [d for d, _ in sweeps]
         _MEMO.clear()  # one scene at a time is all a run needs; keep memory bounded
-        _MEMO[key] = [(depths[i], (sweeps[i][1] >= min_score) & (_consistent(scene, depths, i, rel_tol, px_tol) >= 1))
+        _MEMO[key] = [(depths[i], (sweeps[i][1] >= min_score) & (_consistent(scene, depths, i, rel_tol, px_tol, neighbours) >= 1))
                       for i in range(len(scene))]
     return _MEMO[key]
 
@@ -205,8 +203,8 @@ def fill_holes(depth: np.ndarray, valid: np.ndarray, region: np.ndarray) -> np.n
 
 def plane_sweep_points(scene: Scene, near: float, far: float, window: int = 7, coarse: int = 4,
                        min_score: float = 0.5, rel_tol: float = 0.01, px_tol: float = 1.0,
-                       max_points: int = 50_000, fill_stride: int = 0, rng: np.random.Generator | None = None
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                       max_points: int = 50_000, fill_stride: int = 0, rng: np.random.Generator | None = None,
+                       neighbours: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(points [P,3], colours [P,3], footprints [P], confident [P] bool) fused from every view's
     confident, confirmed depths. footprint = the world size of one pixel at that depth (a natural
     Gaussian scale). Views with masks keep only object pixels. With fill_stride > 0, every
@@ -215,7 +213,7 @@ def plane_sweep_points(scene: Scene, near: float, far: float, window: int = 7, c
     rng = rng or np.random.default_rng(0)
     pts, cols, feet, conf = [], [], [], []
     for view, (depth, keep) in zip(scene.views, confident_depths(scene, near, far, window, coarse, min_score,
-                                                                 rel_tol, px_tol)):
+                                                                 rel_tol, px_tol, neighbours)):
         cam = view.camera
         region = view.mask if view.mask is not None else np.ones((cam.height, cam.width), dtype=bool)
         keep = keep & region

@@ -41,6 +41,9 @@ class StereoInitConfig:
     """Another view confirms a depth when they agree within this fraction (and 1 pixel)."""
     max_points: int = 30_000
     """At most this many stereo seeds (a random subset of the confirmed pixels)."""
+    neighbours: int = 4
+    """Match each view with its this many nearest views (by camera centre; 0 = all): the sweep's
+    cost grows as views × neighbours, not views²."""
     fill_stride: int = 0
     """Also seed every fill_stride-th pixel that has no confident depth (inside the mask, or
     anywhere without masks) at the nearest confident depth; 0 = confident pixels only."""
@@ -155,7 +158,8 @@ def few_view_seeds(cfg: InitConfig, scene: Scene, rng: np.random.Generator, obs:
 
         s = cfg.stereo
         P, C, foot, sure = plane_sweep_points(scene, near, far, s.window, s.coarse, s.min_score, s.rel_tol,
-                                              max_points=s.max_points, fill_stride=s.fill_stride, rng=rng)
+                                              max_points=s.max_points, fill_stride=s.fill_stride, rng=rng,
+                                              neighbours=s.neighbours)
         parts.append(("stereo", P[sure], C[sure], foot[sure] * s.scale_px, s.opacity))
         parts.append(("filled", P[~sure], C[~sure], foot[~sure] * s.scale_px, s.fill_opacity))
     if cfg.matches.enabled:
@@ -209,7 +213,7 @@ def _hidden(points: np.ndarray, scene: Scene, s: StereoInitConfig, near: float, 
 
     depths = []
     for view, (d, ok) in zip(scene.views, confident_depths(scene, near, far, s.window, s.coarse, s.min_score,
-                                                           s.rel_tol)):
+                                                           s.rel_tol, neighbours=s.neighbours)):
         region = view.mask if view.mask is not None else np.ones_like(ok)
         depths.append(fill_holes(d, ok & region, region))
     return behind_surface(points, scene, depths)
