@@ -1,6 +1,7 @@
 """recon: sparse-view 3D Gaussian splatting from a handful of photos."""
 
 import os
+import warnings
 
 # Idle OpenMP threads of torch spin by default; beside numba's own threads on a small CPU that
 # spinning took 17x the projection's time in scripts/bench_raster.py. But threads that sleep at
@@ -10,5 +11,10 @@ import os
 # its OpenMP runtime, hence here. A user's own settings win.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("GOMP_SPINCOUNT", "30000")
+
+# open3d's wheel bundles an older TBB; numba's kernels, finding it loaded (open3d is imported by
+# the init stage's outlier removal and the mesh export), warn that they cannot use it and run on
+# OpenMP, as they do without open3d. Nothing for a user to act on.
+warnings.filterwarnings("ignore", message="The TBB threading layer requires TBB version")
 
 __version__ = "0.1.0"

@@ -51,10 +51,10 @@ DARK, DECAY = [R + "dark-background.weight", "1.0"], [R + "opacity-decay.factor"
 ANISO = [R + "anisotropy.weight", "1.0"]
 FILL = ["--config.init.stereo.fill-stride", "4"]
 TODAY = DECAY + ANISO + FILL  # the fast preset since the stereo fill
-XFEAT = ["--config.init.matches.enabled", "True", "--config.init.matches.features", "xfeat",
+XFEAT = ["--config.init.matches.enabled", "--config.init.matches.features", "xfeat",
          "--config.init.matches.min-views", "3"]
-SIFT = ["--config.init.matches.enabled", "True", "--config.init.matches.min-views", "3"]
-NO_STEREO = ["--config.init.stereo.enabled", "False"]
+SIFT = ["--config.init.matches.enabled", "--config.init.matches.min-views", "3"]
+NO_STEREO = ["--config.init.stereo.no-enabled"]
 # The fast preset as it was before issue 15 (it now has decay and anisotropy on): every PARTS row
 # starts from it, so the table stays what it measured.
 BEFORE = [R + "opacity-decay.factor", "1.0", R + "anisotropy.weight", "0", "--config.init.stereo.fill-stride", "0"]

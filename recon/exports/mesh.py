@@ -63,12 +63,7 @@ class MeshSettings:
 
 
 def import_open3d():
-    import warnings
-
-    # open3d's wheel bundles an older TBB; numba's kernels, finding it loaded, warn that they cannot
-    # use it and run on OpenMP, as they do without open3d.
-    warnings.filterwarnings("ignore", message="The TBB threading layer requires TBB version")
-    try:
+    try:  # (numba's warning about open3d's older TBB is silenced in recon/__init__.py)
         import open3d
     except (ImportError, OSError) as e:  # a missing libusb is an OSError from the loader
         raise ReconError(f"{INSTALL_HINT} ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
