@@ -37,7 +37,8 @@ ROWS = {  # flags on top of --preset fast, which has opacity decay 0.995 and the
     "fast before issue 15": [R + "opacity-decay.factor", "1.0", R + "anisotropy.weight", "0", *NO_FILL],
     "fast before + anisotropy 1.0": [R + "opacity-decay.factor", "1.0", *NO_FILL],
     "fast (decay 0.995 + anisotropy 1.0)": NO_FILL,
-    "fast (decay + anisotropy + stereo fill 4)": [],
+    "fast (decay + anisotropy + stereo fill 4)": ["--config.init.stereo.fill-farthest", "0"],
+    "fast (… + the fill at the farthest depth within 2×)": [],
     "fast, seeded by stereo instead of the SfM points": ["--config.init.method", "seeds"],
 }
 

@@ -84,6 +84,21 @@ def test_hole_filling_takes_the_nearest_confident_depth():
     assert np.all(out[:, :3] == 2.0) and np.all(out[:, 3:] == 5.0), "no blending across the edge"
 
 
+def test_hole_filling_at_the_farthest_depth_nearby():
+    from recon.init.plane_sweep import fill_holes
+
+    depth = np.zeros((5, 40))
+    depth[:, 0], depth[:, 39] = 2.0, 5.0  # near on the left, far on the right
+    valid = np.zeros((5, 40), dtype=bool)
+    valid[:, 0], valid[:, 39] = True, True
+    out = fill_holes(depth, valid, np.ones_like(valid), farthest=3.0)
+    # A pixel d from the near column looks 3d to 6d wide (radii round up to powers of two): the
+    # far column, 39 - d away, is in reach from d = 10 on and out of reach up to d = 5.
+    assert np.all(out[:, 1:6] == 2.0) and np.all(out[:, 10:39] == 5.0), out[0]
+    plain = fill_holes(depth, valid, np.ones_like(valid))
+    assert np.all(plain[:, 1:20] == 2.0) and np.all(plain[:, 20:] == 5.0)
+
+
 def test_fundamental_and_dlt_are_exact_on_projected_points():
     cams = plane_cameras()
     X = np.random.default_rng(1).uniform(-1, 1, (50, 3))
@@ -171,3 +186,16 @@ def test_init_stage_combines_stereo_seeds_and_drops_outliers(plane_scene):
     assert any("stereo" in m for m in logs)
     near_plane = (g.means[:, 2].abs() < 0.05).float().mean().item()
     assert near_plane > 0.8, near_plane
+
+
+def test_init_stage_passes_the_fill_settings_to_the_sweep(plane_scene, monkeypatch):
+    import recon.init.plane_sweep as ps
+
+    seen = []
+    real = ps.fill_holes
+    monkeypatch.setattr(ps, "fill_holes", lambda *a, **k: seen.append(a[3] if len(a) > 3 else k) or real(*a, **k))
+    cfg = InitConfig(method="seeds", num_random=0, sh_degree=0)
+    cfg.stereo.enabled, cfg.stereo.window, cfg.stereo.coarse = True, 5, 2
+    cfg.stereo.fill_stride, cfg.stereo.fill_farthest, cfg.stereo.neighbours = 3, 2.5, 1
+    run_init(cfg, plane_scene, Observer())
+    assert seen == [2.5] * len(plane_scene.views)

@@ -189,27 +189,43 @@ def confident_depths(scene: Scene, near: float, far: float, window: int = 7, coa
     return _MEMO[key]
 
 
-def fill_holes(depth: np.ndarray, valid: np.ndarray, region: np.ndarray) -> np.ndarray:
+def fill_holes(depth: np.ndarray, valid: np.ndarray, region: np.ndarray, farthest: float = 0.0) -> np.ndarray:
     """Depth [H,W] where `region` has no `valid` depth, taken from the nearest valid pixel
-    (a cheap, edge-preserving completion: it never blends across a depth edge)."""
+    (a cheap, edge-preserving completion: it never blends across a depth edge). farthest > 0:
+    the farthest valid depth within `farthest` × the distance to the nearest valid pixel instead:
+    next to a confident pixel much as before, deep inside a textureless area a guess that errs
+    backwards, where a wrong surface is hidden from other views behind the true one rather than
+    drawn in front of it."""
     if not valid.any():
         return depth
-    _, (iy, ix) = ndimage.distance_transform_edt(~valid, return_indices=True)
+    dist, (iy, ix) = ndimage.distance_transform_edt(~valid, return_indices=True)
     out = depth.copy()
     hole = region & ~valid
     out[hole] = depth[iy[hole], ix[hole]]
+    if farthest > 0:
+        known = np.where(valid, depth, 0.0)
+        reach = np.ceil(farthest * dist)  # search radius per pixel, in pixels
+        radius = 1
+        while True:  # radii in powers of two: one max filter each, never a smaller reach than asked
+            use = hole & (reach <= radius) & (reach > radius // 2)
+            if use.any():
+                out[use] = ndimage.maximum_filter(known, size=2 * radius + 1)[use]
+            if radius >= reach[hole].max():
+                break
+            radius *= 2
     return out
 
 
 def plane_sweep_points(scene: Scene, near: float, far: float, window: int = 7, coarse: int = 4,
                        min_score: float = 0.5, rel_tol: float = 0.01, px_tol: float = 1.0,
                        max_points: int = 50_000, fill_stride: int = 0, rng: np.random.Generator | None = None,
-                       neighbours: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                       neighbours: int = 4, fill_farthest: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(points [P,3], colours [P,3], footprints [P], confident [P] bool) fused from every view's
     confident, confirmed depths. footprint = the world size of one pixel at that depth (a natural
     Gaussian scale). Views with masks keep only object pixels. With fill_stride > 0, every
     fill_stride-th pixel without a confident depth (inside the mask, or anywhere without one) gets
-    the nearest confident depth, so textureless parts are seeded too (confident = False)."""
+    the nearest confident depth (with fill_farthest > 0, the farthest within fill_farthest × the
+    distance to it), so textureless parts are seeded too (confident = False)."""
     rng = rng or np.random.default_rng(0)
     pts, cols, feet, conf = [], [], [], []
     for view, (depth, keep) in zip(scene.views, confident_depths(scene, near, far, window, coarse, min_score,
@@ -219,7 +235,7 @@ def plane_sweep_points(scene: Scene, near: float, far: float, window: int = 7, c
         keep = keep & region
         use = keep.copy()
         if fill_stride > 0:
-            depth = fill_holes(depth, keep, region)
+            depth = fill_holes(depth, keep, region, fill_farthest)
             grid = np.zeros_like(keep)
             grid[::fill_stride, ::fill_stride] = True
             use |= region & ~keep & grid

@@ -47,6 +47,10 @@ class StereoInitConfig:
     fill_stride: int = 0
     """Also seed every fill_stride-th pixel that has no confident depth (inside the mask, or
     anywhere without masks) at the nearest confident depth; 0 = confident pixels only."""
+    fill_farthest: float = 0.0
+    """> 0: a filled seed takes the farthest confident depth within this many times its distance
+    to the nearest confident pixel, not the nearest one's: deep inside a textureless area the
+    guess errs backwards, where other views see it hidden behind the true surface."""
     fill_opacity: float = 0.1
     """Opacity of those filled seeds (they are guesses)."""
     scale_px: float = 1.5
@@ -159,7 +163,7 @@ def few_view_seeds(cfg: InitConfig, scene: Scene, rng: np.random.Generator, obs:
         s = cfg.stereo
         P, C, foot, sure = plane_sweep_points(scene, near, far, s.window, s.coarse, s.min_score, s.rel_tol,
                                               max_points=s.max_points, fill_stride=s.fill_stride, rng=rng,
-                                              neighbours=s.neighbours)
+                                              neighbours=s.neighbours, fill_farthest=s.fill_farthest)
         parts.append(("stereo", P[sure], C[sure], foot[sure] * s.scale_px, s.opacity))
         parts.append(("filled", P[~sure], C[~sure], foot[~sure] * s.scale_px, s.fill_opacity))
     if cfg.matches.enabled:
