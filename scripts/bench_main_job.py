@@ -33,13 +33,17 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "lund_door"
 R = "--config.optimize.regularize."
 NO_FILL = ["--config.init.stereo.fill-stride", "0"]  # the preset's stereo fill (since 2026-12-02) off
-ROWS = {  # flags on top of --preset fast, which has opacity decay 0.995 and the anisotropy term on since issue 15
-    "fast before issue 15": [R + "opacity-decay.factor", "1.0", R + "anisotropy.weight", "0", *NO_FILL],
-    "fast before + anisotropy 1.0": [R + "opacity-decay.factor", "1.0", *NO_FILL],
-    "fast (decay 0.995 + anisotropy 1.0)": NO_FILL,
-    "fast (decay + anisotropy + stereo fill 4)": ["--config.init.stereo.fill-farthest", "0"],
-    "fast (… + the fill at the farthest depth within 2×)": [],
-    "fast, seeded by stereo instead of the SfM points": ["--config.init.method", "seeds"],
+# Each row says what it measured then, on top of today's fast preset: the parts added since are off.
+SFM_INIT = ["--config.init.method", "auto", "--config.init.no-random-hidden"]  # the SfM points, as before seeds
+NEAREST = ["--config.init.stereo.fill-farthest", "0", "--config.init.no-random-hidden"]
+ROWS = {  # flags on top of --preset fast
+    "fast before issue 15": [R + "opacity-decay.factor", "1.0", R + "anisotropy.weight", "0", *NO_FILL, *SFM_INIT],
+    "fast before + anisotropy 1.0": [R + "opacity-decay.factor", "1.0", *NO_FILL, *SFM_INIT],
+    "fast (decay 0.995 + anisotropy 1.0)": NO_FILL + SFM_INIT,
+    "fast, seeded by stereo instead of the SfM points": NEAREST,
+    "fast (… + the fill at the farthest depth within 2×)": ["--config.init.no-random-hidden"],
+    "fast, no random seeds": ["--config.init.num-random", "0", "--config.init.no-random-hidden"],
+    "fast (… + random seeds behind the stereo depth only): the preset now": [],
 }
 
 

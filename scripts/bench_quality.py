@@ -56,10 +56,11 @@ XFEAT = ["--config.init.matches.enabled", "--config.init.matches.features", "xfe
 SIFT = ["--config.init.matches.enabled", "--config.init.matches.min-views", "3"]
 NO_STEREO = ["--config.init.stereo.no-enabled"]
 FARTHEST = ["--config.init.stereo.fill-farthest", "2"]
+NOW = TODAY + FARTHEST  # the fast preset from the farthest fill until the random seeds went behind
 # The fast preset as it was before issue 15 (it now has decay and anisotropy on): every PARTS row
 # starts from it, so the table stays what it measured.
 BEFORE = [R + "opacity-decay.factor", "1.0", R + "anisotropy.weight", "0", "--config.init.stereo.fill-stride", "0",
-          "--config.init.stereo.fill-farthest", "0"]
+          "--config.init.stereo.fill-farthest", "0", "--config.init.no-random-hidden"]
 PARTS = [  # (scene, row name, flags), in the order they run: the telling ones first
     ("dtu_scan37", "black background", BLACK),
     ("dtu_scan37", "anisotropy 1.0 (needles)", ANISO),
@@ -88,6 +89,14 @@ PARTS = [  # (scene, row name, flags), in the order they run: the telling ones f
     # nearest (a wrong surface behind the true one is hidden in other views, one in front is not).
     ("dtu_scan37", "today, fill at the farthest depth within 2x", TODAY + FARTHEST),
     ("llff_fern", "today, fill at the farthest depth within 2x", TODAY + FARTHEST),
+    # With the farthest fill every textureless pixel has a seed: are the random ones still needed,
+    # and does a denser fill help?
+    ("dtu_scan37", "now, no random seeds", NOW + ["--config.init.num-random", "0"]),
+    ("llff_fern", "now, no random seeds", NOW + ["--config.init.num-random", "0"]),
+    ("dtu_scan37", "now, random seeds behind the stereo depth (the preset since)", NOW + ["--config.init.random-hidden"]),
+    ("llff_fern", "now, random seeds behind the stereo depth (the preset since)", NOW + ["--config.init.random-hidden"]),
+    ("dtu_scan37", "now, fill every 2nd pixel", NOW + ["--config.init.stereo.fill-stride", "2"]),
+    ("llff_fern", "now, fill every 2nd pixel", NOW + ["--config.init.stereo.fill-stride", "2"]),
     # DropGaussian, binocular consistency and DropoutGS's consistency term (on decay + anisotropy,
     # at the paper's DTU and LLFF settings) were measured here too and removed as they lost
     # (docs/benchmarks.md, issue 15).

@@ -199,3 +199,20 @@ def test_init_stage_passes_the_fill_settings_to_the_sweep(plane_scene, monkeypat
     cfg.stereo.fill_stride, cfg.stereo.fill_farthest, cfg.stereo.neighbours = 3, 2.5, 1
     run_init(cfg, plane_scene, Observer())
     assert seen == [2.5] * len(plane_scene.views)
+
+
+def test_random_seeds_behind_the_stereo_depth_only(plane_scene):
+    cfg = InitConfig(method="seeds", num_random=400, sh_degree=0)
+    cfg.stereo.enabled, cfg.stereo.window, cfg.stereo.coarse = True, 5, 2
+    cfg.outliers.enabled = False
+    # The cameras stand at z = -4 looking at the plane z = 0: "in front" is z < 0.
+    front = lambda g: int((g.means[:, 2] < -0.2).sum())  # noqa: E731
+    behind = lambda g: int((g.means[:, 2] > 0.2).sum())  # noqa: E731
+    plain = run_init(cfg, plane_scene, Observer())
+    cfg.random_hidden = True
+    hidden = run_init(cfg, plane_scene, Observer())
+    cfg.num_random = 0
+    stereo = run_init(cfg, plane_scene, Observer())  # what the stereo seeds alone put off the plane
+    assert front(plain) - front(stereo) > 100
+    assert front(hidden) - front(stereo) < 5, (front(hidden), front(stereo))
+    assert behind(hidden) - behind(stereo) > 100  # the random seeds are still there, behind it

@@ -5,7 +5,8 @@ the training views with their known poses, each part behind its own switch:
   stereo   plane-sweep depth confirmed by a second view (recon/init/plane_sweep.py)
   matches  SIFT or XFeat matches along epipolar lines, triangulated (recon/init/triangulate.py)
   hull     the visual hull of the masks, surface seeds coloured from the views (recon/init/visual_hull.py)
-  random   points inside the camera frusta (inside the hull when there is one)
+  random   points inside the camera frusta (inside the hull when there is one; with random_hidden
+           only behind every view's filled stereo depth)
 then statistical outlier removal. `method: random` is vanilla 3DGS's random init.
 
 The dataclass defaults are vanilla 3DGS (every few-view part off); the presets in configs/ switch
@@ -115,6 +116,9 @@ class InitConfig:
     the fallback); random: random points in the frusta only (vanilla)."""
     num_random: int = 20_000
     """How many random points (method random), or random fill points added to the seeds."""
+    random_hidden: bool = False
+    """With stereo: keep only random seeds that every training view sees behind its (hole-filled)
+    stereo depth: they can fill what the photos missed without standing in front of what they show."""
     min_points: int = 100
     """Fewer SfM points than this are not worth starting from (auto falls back to seeds)."""
     opacity: float = 0.1
@@ -187,10 +191,14 @@ def few_view_seeds(cfg: InitConfig, scene: Scene, rng: np.random.Generator, obs:
                 P = P[_hidden(P, scene, cfg.stereo, near, far)][: h.num_points]
             parts.append(("hull", P, visible_colors(P, scene, 2 * hull.voxel), None, h.opacity))
     if cfg.num_random > 0 and parts:
-        P, C = sample_frusta(scene, cfg.num_random * (4 if hull is not None else 1), rng)
+        hidden = cfg.random_hidden and cfg.stereo.enabled
+        P, C = sample_frusta(scene, cfg.num_random * (4 if hull is not None or hidden else 1), rng)
+        keep = np.ones(len(P), dtype=bool)
         if hull is not None:  # random fill inside the hull only
-            keep = hull.contains(P)
-            P, C = P[keep][: cfg.num_random], C[keep][: cfg.num_random]
+            keep &= hull.contains(P)
+        if hidden:
+            keep &= _hidden(P, scene, cfg.stereo, near, far)
+        P, C = P[keep][: cfg.num_random], C[keep][: cfg.num_random]
         parts.append(("random", P, C, None, cfg.opacity))
     parts = [p for p in parts if len(p[1])]
     if not parts:
