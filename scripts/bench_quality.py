@@ -95,6 +95,10 @@ PARTS = [  # (scene, row name, flags), in the order they run: the telling ones f
     ("llff_fern", "now, no random seeds", NOW + ["--config.init.num-random", "0"]),
     ("dtu_scan37", "now, random seeds behind the stereo depth (the preset since)", NOW + ["--config.init.random-hidden"]),
     ("llff_fern", "now, random seeds behind the stereo depth (the preset since)", NOW + ["--config.init.random-hidden"]),
+    # Binocular3DGS's dark-background alpha term on today's preset (it needs the black background:
+    # on a random one the backdrop must be opaque to match)
+    ("dtu_scan37", "preset now + black + dark background 1.0", NOW + ["--config.init.random-hidden"] + BLACK + DARK),
+    ("llff_fern", "preset now + black + dark background 1.0", NOW + ["--config.init.random-hidden"] + BLACK + DARK),
     ("dtu_scan37", "now, fill every 2nd pixel", NOW + ["--config.init.stereo.fill-stride", "2"]),
     ("llff_fern", "now, fill every 2nd pixel", NOW + ["--config.init.stereo.fill-stride", "2"]),
     # DropGaussian, binocular consistency and DropoutGS's consistency term (on decay + anisotropy,
