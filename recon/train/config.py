@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from recon.train.parts.anisotropy import AnisotropyConfig
-from recon.train.parts.dark_background import DarkBackgroundConfig
 from recon.train.parts.depth_prior import DepthPriorConfig
 from recon.train.parts.opacity_decay import OpacityDecayConfig
 from recon.train.parts.pseudo import PseudoConfig
@@ -47,7 +46,6 @@ class RegularizeConfig:
     pseudo: PseudoConfig = field(default_factory=PseudoConfig)
     depth_prior: DepthPriorConfig = field(default_factory=DepthPriorConfig)
     opacity_decay: OpacityDecayConfig = field(default_factory=OpacityDecayConfig)
-    dark_background: DarkBackgroundConfig = field(default_factory=DarkBackgroundConfig)
     anisotropy: AnisotropyConfig = field(default_factory=AnisotropyConfig)
 
 

@@ -7,7 +7,6 @@ from recon.scene import Scene
 from recon.train.config import OptimizeConfig
 from recon.train.part import Part
 from recon.train.parts.anisotropy import Anisotropy
-from recon.train.parts.dark_background import DarkBackground
 from recon.train.parts.depth_prior import DepthPrior
 from recon.train.parts.filter3d import Filter3D
 from recon.train.parts.filter_plan import META_KEY as FILTERS, plan_parts
@@ -30,8 +29,6 @@ def build_parts(cfg: OptimizeConfig, scene: Scene) -> list[Part]:
         parts.append(DepthPrior(reg.depth_prior))
     if reg.opacity_decay.enabled:
         parts.append(OpacityDecay(reg.opacity_decay))
-    if reg.dark_background.enabled:
-        parts.append(DarkBackground(reg.dark_background))
     if reg.anisotropy.enabled:
         parts.append(Anisotropy(reg.anisotropy))
     parts += plan_parts(scene.meta.get(FILTERS))  # the filters stage's trust maps, haze, appearance
