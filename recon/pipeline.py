@@ -31,7 +31,7 @@ from recon.events import Observer
 from recon.scene import Scene
 from recon.stages.export import ExportConfig, run_export
 from recon.stages.ingest import IngestConfig, run_ingest
-from recon.stages.init import InitConfig, run_init
+from recon.stages.init import InitConfig, check_config as check_init, run_init
 from recon.stages.masks import run_masks
 from recon.stages.optimize import OptimizeConfig, run_optimize
 from recon.stages.filters import FiltersConfig, check_config as check_filters, run_filters, write_trust_maps
@@ -179,6 +179,7 @@ def run_pipeline(
         if name is not None and name not in STAGE_NAMES:
             raise ReconError(f"unknown stage '{name}'; stages are: {', '.join(STAGE_NAMES)}")
     check_filters(cfg.filters)
+    check_init(cfg.init)
     check_repair(cfg.repair)
     check_stylize(cfg.stylize)
     run_dir = writable_folder(Path(run_dir))

@@ -216,3 +216,18 @@ def test_random_seeds_behind_the_stereo_depth_only(plane_scene):
     assert front(plain) - front(stereo) > 100
     assert front(hidden) - front(stereo) < 5, (front(hidden), front(stereo))
     assert behind(hidden) - behind(stereo) > 100  # the random seeds are still there, behind it
+
+
+@pytest.mark.parametrize("setting", ["random_hidden", "fill_farthest"])
+def test_settings_that_would_do_nothing_are_refused(setting):
+    from recon.errors import ReconError
+    from recon.stages.init import check_config
+
+    cfg = InitConfig()  # vanilla: no stereo, no fill
+    if setting == "random_hidden":
+        cfg.random_hidden = True
+    else:
+        cfg.stereo.enabled, cfg.stereo.fill_farthest = True, 2.0
+    with pytest.raises(ReconError, match="would do nothing"):
+        check_config(cfg)
+    check_config(InitConfig())  # the defaults pass

@@ -133,6 +133,17 @@ class InitConfig:
     seed: int = 0
 
 
+def check_config(cfg: InitConfig) -> None:
+    """Settings that only act with another one on: refused before the run starts, not ignored."""
+    needs = [(cfg.random_hidden, cfg.stereo.enabled, "--config.init.random-hidden", "--config.init.stereo.enabled"),
+             (cfg.hull.hidden_only, cfg.stereo.enabled, "--config.init.hull.hidden-only", "--config.init.stereo.enabled"),
+             (cfg.stereo.fill_farthest > 0, cfg.stereo.fill_stride > 0, "--config.init.stereo.fill-farthest",
+              "--config.init.stereo.fill-stride")]
+    for asked, needed, name, switch in needs:
+        if asked and not needed:
+            raise ReconError(f"{name}: {switch} is off, so this setting would do nothing")
+
+
 def run_init(cfg: InitConfig, scene: Scene, obs: Observer) -> Gaussians:
     have_points = scene.points is not None and len(scene.points) >= cfg.min_points
     if cfg.method == "points" and not have_points:
@@ -191,7 +202,7 @@ def few_view_seeds(cfg: InitConfig, scene: Scene, rng: np.random.Generator, obs:
                 P = P[_hidden(P, scene, cfg.stereo, near, far)][: h.num_points]
             parts.append(("hull", P, visible_colors(P, scene, 2 * hull.voxel), None, h.opacity))
     if cfg.num_random > 0 and parts:
-        hidden = cfg.random_hidden and cfg.stereo.enabled
+        hidden = cfg.random_hidden  # check_config: only with stereo
         P, C = sample_frusta(scene, cfg.num_random * (4 if hull is not None or hidden else 1), rng)
         keep = np.ones(len(P), dtype=bool)
         if hull is not None:  # random fill inside the hull only
