@@ -99,3 +99,13 @@ def box_lpips(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, lpips: "Lpips"
     """LPIPS inside the tight box around the object; None where LPIPS is unavailable."""
     box = mask_box(mask)
     return lpips(crop(pred, box), crop(gt, box))
+
+
+def object_scores(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None, lpips: "Lpips"
+                  ) -> dict[str, float | None]:
+    """The object's scores (SpaRe's PSNR-M, SSIM-M, LPIPS-M): PSNR over the mask's pixels, SSIM and
+    LPIPS in its tight box; all None without a mask or with an empty one."""
+    if mask is None or not mask.any():
+        return {"psnr_masked": None, "ssim_box": None, "lpips_box": None}
+    return {"psnr_masked": masked_psnr(pred, gt, mask), "ssim_box": box_ssim(pred, gt, mask),
+            "lpips_box": box_lpips(pred, gt, mask, lpips)}

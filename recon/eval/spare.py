@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from recon.errors import ReconError
-from recon.eval.metrics import Lpips, box_lpips, box_ssim, masked_psnr, psnr, ssim
+from recon.eval.metrics import Lpips, object_scores
 from recon.eval.protocols import Prepared, Protocol, SceneRef, Split
 from recon.scene import Camera, Scene, View
 
@@ -172,13 +172,7 @@ class Spare(Protocol):
         return Prepared(train, split, {s.index: s.camera for s in specs}, gt, notes)
 
     def score(self, render: np.ndarray, gt: View, lpips: Lpips) -> dict[str, float | None]:
-        out = {"psnr": psnr(render, gt.image), "psnr_masked": None, "ssim": ssim(render, gt.image),
-               "ssim_box": None, "lpips": lpips(render, gt.image), "lpips_box": None}
-        if gt.mask is not None and gt.mask.any():
-            out.update(psnr_masked=masked_psnr(render, gt.image, gt.mask),
-                       ssim_box=box_ssim(render, gt.image, gt.mask),
-                       lpips_box=box_lpips(render, gt.image, gt.mask, lpips))
-        return out
+        return {**super().score(render, gt, lpips), **object_scores(render, gt.image, gt.mask, lpips)}
 
     def submission_name(self, scene: SceneRef, index: int) -> str:
         """SCENE/FILE of test view `index` in the challenge's archive."""
