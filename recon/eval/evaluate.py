@@ -107,11 +107,43 @@ def _shares_filesystem(job: Job) -> bool:
     return False
 
 
-def error_result(job: Job, status: str, message: str, trace: str = "") -> dict:
-    """The record of a job that failed or timed out (the batch goes on)."""
+class JobFailed(ReconError):
+    """A job's ReconError with what the job knew when it failed (entry fields such as views_posed)."""
+
+    def __init__(self, cause: ReconError, fields: dict) -> None:
+        super().__init__(str(cause))
+        self.cause, self.fields, self.path = cause, fields, cause.path
+
+
+class _PosesWatch(Observer):
+    """What a failed job knows of its poses: the stage last started and the posed scene, when the
+    poses stage ran (a cached poses stage reports no scene)."""
+
+    def __init__(self) -> None:
+        self.stage: str | None = None
+        self.posed: Scene | None = None
+
+    def stage_started(self, stage: str) -> None:
+        self.stage = stage
+
+    def scene_ready(self, scene: Scene) -> None:
+        self.posed = scene
+
+    def fields(self, prep: Prepared, posed: Scene | None) -> dict:
+        """The protocol's pose fields for a failure: from the posed scene, views_posed 0 when the
+        poses stage (or ingest) failed, none when it is unknown how the poses went."""
+        posed = posed if posed is not None else self.posed
+        if prep.pose_fields is None or (posed is None and self.stage not in (None, "ingest", "poses")):
+            return {}
+        return prep.pose_fields(posed)
+
+
+def error_result(job: Job, status: str, message: str, trace: str = "", fields: dict | None = None) -> dict:
+    """The record of a job that failed or timed out (the batch goes on); `fields`: what the job
+    knew when it failed (the holdout protocol's pose fields)."""
     entry = {k: None for k in job.protocol.metrics}
     entry.update(protocol=job.protocol.name, views=job.n_views, status=status, error=message,
-                 seconds=None, num_gaussians=None, train_views=[], test_views=[])
+                 seconds=None, num_gaussians=None, train_views=[], test_views=[], **(fields or {}))
     return {"entry": entry, "per_view": [], "notes": [], "files": {}, "submission_files": {}, "traceback": trace}
 
 
@@ -154,13 +186,19 @@ def _train_and_score(job: Job, work: Path, sub: Path, obs: Observer | None) -> d
     # Fixed threads: a benchmark's numbers must not depend on what else the machine was doing.
     cfg = replace(job.cfg, share_cpu=False)
     cfg = replace(cfg, ingest=replace(cfg.ingest, masks="auto" if job.train_masks == "auto" else "files"))
-    result = run_pipeline(cfg, work / "run", observers, scene=train, scene_key=key)
+    watch, posed = _PosesWatch(), None
+    observers.add(watch)
+    try:
+        result = run_pipeline(cfg, work / "run", observers, scene=train, scene_key=key)
+        posed = result.artifacts["poses"]
+        test_cameras = prep.test_cameras if prep.align is None else prep.align(posed)
+    except ReconError as e:  # e.g. the poses stage could not pose the views: say how far it got
+        raise JobFailed(e, watch.fields(prep, posed)) from e
     gaussians = result.artifacts["repair"].gaussians  # the optimised splat, repaired when repair is on
     device = resolve_device(job.cfg.device)
     backend = job.cfg.optimize.backend
     lpips = Lpips()
     per_view, renders = [], {}
-    test_cameras = prep.test_cameras if prep.align is None else prep.align(result.artifacts["poses"])
     for index, cam in sorted(test_cameras.items()):
         img = render_view(gaussians, cam, backend, device)
         write_png(work / "test" / f"{index:03d}.png", img)
@@ -186,6 +224,8 @@ def _train_and_score(job: Job, work: Path, sub: Path, obs: Observer | None) -> d
     entry.update(protocol=job.protocol.name, views=job.n_views, train_masks=job.train_masks, status="ok", error=None,
                  seconds=round(seconds, 2), num_gaussians=len(gaussians), train_views=prep.split.train,
                  test_views=prep.split.test, scored_views=len(per_view))
+    if prep.pose_fields is not None:
+        entry.update(prep.pose_fields(posed))
     # Lpips.reason can run on for lines: its first sentence says enough in a report.
     notes = list(prep.notes) + ([lpips.reason.split(". ")[0].rstrip(".") + "."] if lpips.reason else [])
     return {"entry": entry, "per_view": per_view, "notes": notes}
@@ -267,7 +307,8 @@ def execute(job: Job, timeout: float | None = None) -> dict:
     except Exception as e:  # noqa: BLE001 - any failure of one scene must not stop the batch
         if interrupt.received() is not None:  # a signal, wrapped by numba: stop the batch
             raise
-        return error_result(job, "error", _one_line(e), traceback.format_exc())
+        cause = e.cause if isinstance(e, JobFailed) else e
+        return error_result(job, "error", _one_line(cause), traceback.format_exc(), getattr(e, "fields", None))
 
 
 def _one_line(e: BaseException) -> str:

@@ -68,6 +68,9 @@ class Prepared:
     align: Callable[[Scene], dict[int, Camera]] | None = None
     """For training views whose cameras the run estimates: the posed training scene → the test
     cameras in its frame (replacing test_cameras)."""
+    pose_fields: Callable[[Scene | None], dict] | None = None
+    """For protocols that know the training views' true cameras: the posed training scene (None:
+    the poses stage posed none) → the job's entry fields on the poses (holdout.pose_fields)."""
 
 
 def dtu_split(n_views: int, total: int = 49) -> Split:
