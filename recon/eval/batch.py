@@ -167,9 +167,10 @@ def run_batch(spec: BatchSpec, say: Callable[[str], None] | None = None) -> dict
         if e["status"] == "ok":
             main = e.get(job.protocol.compare["psnr"])
             say(f"  {job.label}: {job.protocol.compare['psnr']} {_fmt(main)}  SSIM {_fmt(e['ssim'])}  "
-                f"({e['seconds']:.0f} s)")
+                + _extra(job, e) + f"({e['seconds']:.0f} s)")
         else:
-            say(f"  {job.label}: {e['status'].upper()}: {e['error']}")
+            say(f"  {job.label}: {e['status'].upper()}: {e['error']}"
+                + (f" (views posed: {e['views_posed']} of {e['views_given']})" if e.get("views_given") else ""))
         write_results(spec, jobs, records)
 
     if todo and spec.ray is not None:
@@ -197,6 +198,17 @@ def _gpus(spec: BatchSpec) -> float:
 
 def _fmt(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.2f}"
+
+
+def _extra(job: Job, e: dict) -> str:
+    """The object's PSNR where the headline is the full image's, and the holdout protocol's poses."""
+    text = ""
+    if job.protocol.compare["psnr"] != "psnr_masked" and e.get("psnr_masked") is not None:
+        text += f"masked PSNR {_fmt(e['psnr_masked'])}  "
+    if e.get("views_given"):
+        text += (f"{e['cameras']} cameras, {e['views_posed']} of {e['views_given']} posed, "
+                 f"rotation error ≤ {_fmt(e['rot_err_max_deg'])}°  ")
+    return text
 
 
 def write_results(spec: BatchSpec, jobs: list[Job], records: dict[str, dict]) -> dict[int, dict]:

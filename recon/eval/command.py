@@ -24,7 +24,8 @@ class Eval:
     protocol: Literal["dtu", "llff", "blender", "spare", "holdout", "auto"] = "dtu"
     """Split and metrics (recon/eval/protocols.py, spare.py, holdout.py). auto: DTU, LLFF and Blender
     scenes by layout. holdout: a COLMAP dataset's photos, every (n/views)-th trained as plain photos
-    (cameras estimated), the rest scored as novel views (e.g. lund_door, the bundled sample's scene)."""
+    (cameras estimated), the rest scored as novel views (e.g. lund_door, the bundled sample's scene);
+    with a masks/ folder beside images/ also on the object (masked PSNR, SSIM and LPIPS in the mask's box)."""
     views: tuple[int, ...] = (3,)
     """Training view counts, e.g. --views 3 6 9 (SpaRe's split file fixes its own)."""
     scenes: tuple[str, ...] = ()
@@ -51,6 +52,9 @@ class Eval:
     FreeNeRF, DNGaussian, CoR-GS train DTU on the full photos; masks only score); gt: the
     dataset's masks (not comparable with published numbers); auto: u2netp masks refined across
     the training views (`pip install 'recon[learned]'`)."""
+    gt_cameras: bool = False
+    """holdout: train the same photos on the dataset's cameras instead of estimating them (the upper
+    bound the estimate is measured against); results.json says which (cameras: estimated | ground-truth)."""
     submission: bool = False
     """SpaRe: also write the challenge submission (1600x1200, SCENE/rect_XXX_3_r5000.png or cam_..., zip)."""
     config: RunConfig = field(default_factory=RunConfig)
@@ -63,9 +67,14 @@ class Eval:
 
         if self.split is not None and self.protocol != "spare":
             raise ReconError("--split is the SpaRe split file: use it with --protocol spare")
+        if self.gt_cameras and self.protocol != "holdout":
+            raise ReconError("--gt-cameras trains the holdout protocol's photos on their known cameras: use it with "
+                             "--protocol holdout")
         if any(n < 1 for n in self.views):
             raise ReconError(f"--views must be positive, got {list(self.views)}")
         options = {"split_file": str(self.split)} if self.split is not None else {}
+        if self.gt_cameras:
+            options["gt_cameras"] = True
         argv = sys.argv[1:]
         spec = BatchSpec(
             protocol=self.protocol, data=self.data, views=tuple(self.views), out=self.out,

@@ -24,8 +24,10 @@ PUBLISHED = Path(str(resources.files("recon.data"))) / "published.yaml"
 ALL_METRICS = ("psnr", "psnr_masked", "ssim", "ssim_masked", "ssim_box", "lpips", "lpips_masked", "lpips_box")
 LABELS = {"psnr": "PSNR", "psnr_masked": "masked PSNR", "ssim": "SSIM", "ssim_masked": "masked SSIM",
           "ssim_box": "box SSIM", "lpips": "LPIPS", "lpips_masked": "masked LPIPS", "lpips_box": "box LPIPS"}
+# The holdout protocol's fields on the training views' poses (recon/eval/holdout.py pose_fields).
+POSE_FIELDS = ("cameras", "views_posed", "views_given", "rot_err_max_deg", "rot_err_mean_deg", "poses_method")
 CSV_COLUMNS = ("protocol", "scene", "views", "train_masks", "status", "standard", *ALL_METRICS, "train_psnr", "seconds",
-               "num_gaussians", "train_views", "test_views", "error")
+               "num_gaussians", *POSE_FIELDS, "train_views", "test_views", "error")
 
 
 def load_published(path: Path = PUBLISHED) -> dict:
@@ -47,7 +49,7 @@ def table_rows(jobs: list[Job], records: dict[str, dict]) -> list[dict]:
                "seconds": e.get("seconds"), "num_gaussians": e.get("num_gaussians"), "train_psnr": e.get("train_psnr"),
                "train_views": " ".join(map(str, e.get("train_views") or [])),
                "test_views": " ".join(map(str, e.get("test_views") or []))}
-        row.update({k: e.get(k) for k in ALL_METRICS})
+        row.update({k: e.get(k) for k in (*ALL_METRICS, *POSE_FIELDS)})
         row["_dir"], row["_compare"] = j.scene_dir, j.protocol.compare
         rows.append(row)
     return rows
@@ -96,12 +98,15 @@ def markdown(spec: BatchSpec, rows: list[dict], results: dict[int, dict], publis
     for protocol in dict.fromkeys(r["protocol"] for r in rows):
         prows = [r for r in rows if r["protocol"] == protocol]
         keys = [k for k in ALL_METRICS if any(r[k] is not None for r in prows)] or ["psnr"]
+        poses = any(r["views_given"] is not None for r in prows)
         lines += [f"## {protocol}", "", "| scene | views | " + " | ".join(LABELS[k] for k in keys)
-                  + " | seconds | Gaussians | status |", "|" + "---|" * (len(keys) + 5)]
+                  + (" | " + " | ".join(POSE_LABELS) if poses else "")
+                  + " | seconds | Gaussians | status |", "|" + "---|" * (len(keys) + 5 + poses * len(POSE_LABELS))]
         for r in prows:
             status = r["status"] if r["status"] == "ok" else f"**{r['status']}**: {r['error']}"
             lines.append(f"| {r['scene']}{'' if r['standard'] else ' ¹'} | {r['views']} | "
                          + " | ".join(_f(r[k], 2 if k.startswith('psnr') else 3) for k in keys)
+                         + ("".join(f" | {c}" for c in _pose_cells(r)) if poses else "")
                          + f" | {_f(r['seconds'], 0)} | {_f(r['num_gaussians'])} | {status} |")
         for n in sorted({r["views"] for r in prows}):
             group = [r for r in prows if r["views"] == n]
@@ -109,6 +114,7 @@ def markdown(spec: BatchSpec, rows: list[dict], results: dict[int, dict], publis
             ok = sum(r["status"] == "ok" for r in group)
             lines.append(f"| **mean** ({ok} of {len(group)}) | {n} | "
                          + " | ".join(_f(m[k], 2 if k.startswith('psnr') else 3) for k in keys)
+                         + " |" * (poses * len(POSE_LABELS))
                          + f" | {_f(m['seconds'], 0)} | {_f(m['num_gaussians'], 0)} | |")
         if not all(r["standard"] for r in prows):
             lines += ["", "¹ not one of the protocol's standard benchmark scenes."]
@@ -126,6 +132,16 @@ def markdown(spec: BatchSpec, rows: list[dict], results: dict[int, dict], publis
     if notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     return "\n".join(lines)
+
+
+POSE_LABELS = ("cameras", "views posed", "rotation error max / mean (°)", "posed by")
+
+
+def _pose_cells(r: dict) -> list[str]:
+    """A row's cells under POSE_LABELS."""
+    posed = "–" if r["views_given"] is None else f"{_f(r['views_posed'])} of {r['views_given']}"
+    return [_f(r["cameras"]), posed, f"{_f(r['rot_err_max_deg'])} / {_f(r['rot_err_mean_deg'])}",
+            _f(r["poses_method"])]
 
 
 def _scene_match(name: str, scene: str) -> bool:
