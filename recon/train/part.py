@@ -4,7 +4,8 @@ A part sees the Trainer through the attributes listed in `TrainerView` (duck-typ
 nothing above recon/train/part.py, so the Trainer can import every part). Every hook is optional.
 
 Order in one step (recon/train/trainer.py):
-    prepare_target → render the training view → photo_render (what the
+    prepare_target → camera (the training view's world-to-camera matrix, e.g. refined) →
+    render the training view → photo_render (what the
     camera saw of the clean render: haze, exposure) → pixel_weight (robust weights from this
     step's residual) → photometric loss → view_loss → extra_loss → backward, Adam,
     densification → after_step
@@ -44,10 +45,13 @@ class TrainerView(Protocol):
 
 
 class Part:
-    """Base class: a part overrides what it needs. `needs_depth`: training renders carry depth."""
+    """Base class: a part overrides what it needs. `needs_depth`: training renders carry depth;
+    `moves_cameras`: its `camera` hook changes the training cameras, which the Trainer then
+    reports (`Trainer.refined_cameras`) for the stages after training."""
 
     name = "part"
     needs_depth = False
+    moves_cameras = False
 
     def setup(self, trainer: TrainerView) -> None:
         """Once, after the Trainer is built (precompute, load a model, configure the splat)."""
@@ -55,6 +59,13 @@ class Part:
     def prepare_target(self, trainer: TrainerView, view: int, target: Tensor, background: Tensor) -> Tensor:
         """The image [H,W,3] training view `view` is fitted to this step (default: unchanged)."""
         return target
+
+    def camera(self, trainer: TrainerView, view: int, viewmat: Tensor) -> Tensor:
+        """The world-to-camera matrix [1,4,4] training view `view` is rendered with (default:
+        unchanged). Keep its dtype and device: the Trainer also calls it in float64 on the CPU,
+        without gradients, to report the refined cameras. Return `viewmat` itself, not a copy,
+        when nothing changes, so the render's viewmats carry no gradient."""
+        return viewmat
 
     def photo_render(self, trainer: TrainerView, view: int, rgb: Tensor, render: Tensor, alpha: Tensor,
                      background: Tensor) -> Tensor:

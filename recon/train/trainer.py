@@ -7,6 +7,7 @@ It owns the trainable splat (parameters, Adam, densification state), the step an
   add_targets(group, targets, weight)   extra posed images with a per-pixel confidence
   set_pixel_weights(weights)            per-pixel loss weights of the training views
   freeze(names)                         parameters Adam leaves alone (and no densification)
+  refined_cameras()                     the training cameras as the parts moved them (camera refinement)
 and `state_dict()` / `load_state_dict()` make a checkpoint that resumes bit for bit on the CPU.
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -140,6 +141,22 @@ class Trainer:
     def gaussians(self) -> Gaussians:
         return self.splat.gaussians()
 
+    @torch.no_grad()
+    def refined_cameras(self) -> dict[str, Camera] | None:
+        """Each training view's camera as the Trainer renders it now, by view name, when a part
+        moves the cameras (camera refinement); None when none does (the scene's cameras hold).
+        The parts' `camera` hooks run in float64 on the CPU, so an unmoved camera comes back
+        exactly as it went in."""
+        if not any(p.moves_cameras for p in self.parts):
+            return None
+        out = {}
+        for i, v in enumerate(self.scene.views):
+            viewmat = torch.from_numpy(v.camera.world_to_cam.copy())[None]
+            for p in self.parts:
+                viewmat = p.camera(self, i, viewmat)
+            out[v.name] = replace(v.camera, world_to_cam=viewmat[0].cpu().numpy())
+        return out
+
     # --- the loop ---------------------------------------------------------------------------------
 
     def train(self, steps: int | None = None, *, on_step: Callable[["Trainer"], None] | None = None,
@@ -195,7 +212,10 @@ class Trainer:
         target = self.images[i]
         for p in self.parts:
             target = p.prepare_target(self, i, target, bg)
-        out, alpha, info = splat.render(*self.cams[i], cam.width, cam.height, self.degree(),
+        viewmat, K = self.cams[i]
+        for p in self.parts:
+            viewmat = p.camera(self, i, viewmat)
+        out, alpha, info = splat.render(viewmat, K, cam.width, cam.height, self.degree(),
                                         "RGB+D" if self.needs_depth else "RGB", bg)
         if densify:
             splat.strategy.step_pre_backward(splat.params, splat.optimizers, splat.state, step, info)
