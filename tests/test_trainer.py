@@ -68,6 +68,29 @@ def test_resume_from_a_checkpoint_matches_an_uninterrupted_run(scene, tmp_path):
     assert resumed.log.steps == straight.log.steps and resumed.log.loss == straight.log.loss
 
 
+def test_resume_with_camera_refinement_matches_an_uninterrupted_run(scene, tmp_path):
+    """The cameras' corrections and their Adam resume too: stopped inside the refinement window
+    (20 of 40 steps), the resumed run ends with the same Gaussians and the same cameras."""
+    from recon.train.parts.camera_refine import CameraRefineConfig
+
+    cfg = dataclasses.replace(fast_like(), camera_refine=CameraRefineConfig(mode="on", until=0.5))
+    straight = Trainer(cfg, scene, init())
+    straight.train()
+    expected, cameras = straight.finish(), straight.refined_cameras()
+    first = Trainer(cfg, scene, init())
+    first.train(steps=13)
+    saver = Checkpointer(tmp_path / "checkpoint.pt")
+    saver.save(first)
+    resumed = Trainer(cfg, scene, init())
+    resumed.load_state_dict(saver.load())
+    resumed.train()
+    assert_same(resumed.finish(), expected)
+    got = resumed.refined_cameras()
+    assert not np.array_equal(got[scene.views[1].name].world_to_cam, scene.views[1].camera.world_to_cam)
+    for name, cam in cameras.items():
+        assert np.array_equal(got[name].world_to_cam, cam.world_to_cam), name
+
+
 def test_a_signal_between_steps_saves_and_raises(scene, tmp_path):
     cfg = fast_like(30)
     saver = Checkpointer(tmp_path / "checkpoint.pt", every_s=0)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from recon.train.parts.anisotropy import AnisotropyConfig
+from recon.train.parts.camera_refine import CameraRefineConfig
 from recon.train.parts.depth_prior import DepthPriorConfig
 from recon.train.parts.opacity_decay import OpacityDecayConfig
 from recon.train.parts.pseudo import PseudoConfig
@@ -72,6 +73,8 @@ class OptimizeConfig:
     the object opaque and everything else transparent, whatever colour the test renders use)."""
     densify: DensifyConfig = field(default_factory=DensifyConfig)
     regularize: RegularizeConfig = field(default_factory=RegularizeConfig)
+    camera_refine: CameraRefineConfig = field(default_factory=CameraRefineConfig)
+    """Refine the training cameras with the splat (off; auto = only cameras the poses stage estimated)."""
     backend: str = "auto"
     """Rasterizer: auto (from where the tensors are: gsplat for CUDA tensors, else cpu), gsplat,
     cpu, reference."""

@@ -7,6 +7,7 @@ from recon.scene import Scene
 from recon.train.config import OptimizeConfig
 from recon.train.part import Part
 from recon.train.parts.anisotropy import Anisotropy
+from recon.train.parts.camera_refine import CameraRefine, refines
 from recon.train.parts.depth_prior import DepthPrior
 from recon.train.parts.filter3d import Filter3D
 from recon.train.parts.filter_plan import META_KEY as FILTERS, plan_parts
@@ -16,7 +17,8 @@ from recon.train.parts.pseudo import PseudoViews
 
 
 def build_parts(cfg: OptimizeConfig, scene: Scene) -> list[Part]:
-    """The parts `cfg` switches on for `scene` (masked training needs every view's mask)."""
+    """The parts `cfg` switches on for `scene` (masked training needs every view's mask; camera
+    refinement under `auto` needs cameras the poses stage estimated)."""
     reg = cfg.regularize
     parts: list[Part] = []
     if cfg.use_masks and scene.has_masks:
@@ -31,5 +33,7 @@ def build_parts(cfg: OptimizeConfig, scene: Scene) -> list[Part]:
         parts.append(OpacityDecay(reg.opacity_decay))
     if reg.anisotropy.enabled:
         parts.append(Anisotropy(reg.anisotropy))
+    if refines(cfg.camera_refine, scene):
+        parts.append(CameraRefine(cfg.camera_refine, cfg.steps))
     parts += plan_parts(scene.meta.get(FILTERS))  # the filters stage's trust maps, haze, appearance
     return parts
