@@ -33,7 +33,7 @@ from recon.stages.export import ExportConfig, run_export
 from recon.stages.ingest import IngestConfig, run_ingest
 from recon.stages.init import InitConfig, check_config as check_init, run_init
 from recon.stages.masks import run_masks
-from recon.stages.optimize import OptimizeConfig, run_optimize
+from recon.stages.optimize import OptimizeConfig, refined_scene, run_optimize
 from recon.stages.filters import FiltersConfig, check_config as check_filters, run_filters, write_trust_maps
 from recon.stages.repair_config import RepairConfig, check_config as check_repair
 from recon.stages.poses import PosesConfig, run_poses
@@ -132,12 +132,15 @@ GRAPH: list[Stage] = [
     Stage("optimize", ("filters", "init"), _optimize, "recon.stages.optimize"),
     Stage("repair", ("optimize", "filters"), _repair, "recon.stages.repair",
           passthrough=lambda cfg: not cfg.repair.enabled),
-    Stage("stylize", ("repair", "filters"), lambda ctx, r, s: run_stylize(ctx.cfg.stylize, r, s, ctx.obs, ctx.device),
+    Stage("stylize", ("repair", "filters"),
+          lambda ctx, r, s: run_stylize(ctx.cfg.stylize, r, refined_scene(s, r.refined_cameras), ctx.obs, ctx.device),
           "recon.stages.stylize", passthrough=lambda cfg: cfg.stylize.style_image is None,
           key_extra=lambda cfg: style_key(cfg.stylize)),
-    Stage("export", ("filters", "stylize"),
-          lambda ctx, s, r: run_export(ctx.cfg.export, s, r.gaussians, ctx.run_dir, ctx.obs, ctx.device,
-                                       original=getattr(r, "original", None)),
+    # export reads the training cameras from the repair stage's artifact (the optimised one when
+    # repair is off): refined with the splat when optimize.camera_refine was on.
+    Stage("export", ("filters", "stylize", "repair"),
+          lambda ctx, s, r, t: run_export(ctx.cfg.export, refined_scene(s, t.refined_cameras), r.gaussians,
+                                          ctx.run_dir, ctx.obs, ctx.device, original=getattr(r, "original", None)),
           "recon.stages.export", cached=False),  # always rewrite the deliverables so a deleted file comes back
 ]
 STAGE_NAMES: list[str] = [s.name for s in GRAPH]

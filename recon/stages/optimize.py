@@ -4,17 +4,17 @@ plus the few-view parts the preset switches on. Checkpoints itself and resumes."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from recon.cpu_share import CpuShare
 from recon.events import Observer
 from recon.gaussians import Gaussians
-from recon.scene import Scene
+from recon.scene import Camera, Scene
 from recon.train import OptimizeConfig, Trainer, TrainLog
 from recon.train.checkpoint import Checkpointer
 
-__all__ = ["OptimizeConfig", "Trained", "run_optimize"]
+__all__ = ["OptimizeConfig", "Trained", "refined_scene", "run_optimize"]
 
 
 @dataclass
@@ -25,6 +25,20 @@ class Trained:
     gaussians: Gaussians
     log: TrainLog
     state: dict
+    refined_cameras: dict[str, Camera] | None = None
+    """The training cameras by view name as refined with the splat (optimize.camera_refine);
+    None when they were not refined. `refined_scene` puts them into a scene."""
+
+
+def refined_scene(scene: Scene, cameras: dict[str, Camera] | None) -> Scene:
+    """`scene` with its views' cameras replaced by `cameras` (by view name; views not named keep
+    theirs), or `scene` itself when there are none: what the stages after the optimisation see
+    as the training cameras (export's cameras.json and renders, repair's pseudo cameras,
+    stylize's views)."""
+    if not cameras:
+        return scene
+    views = [replace(v, camera=cameras.get(v.name, v.camera)) for v in scene.views]
+    return replace(scene, views=views)
 
 
 def run_optimize(cfg: OptimizeConfig, scene: Scene, init: Gaussians, obs: Observer, device: str = "cpu",
@@ -49,4 +63,4 @@ def run_optimize(cfg: OptimizeConfig, scene: Scene, init: Gaussians, obs: Observ
                         f"{cfg.steps} steps ran on fewer than {share.max_threads} threads")
     result = trainer.finish()
     # The checkpoint stays until the pipeline has stored this artifact (which holds the state).
-    return Trained(result, trainer.log, trainer.state_dict())
+    return Trained(result, trainer.log, trainer.state_dict(), trainer.refined_cameras())

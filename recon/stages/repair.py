@@ -32,7 +32,7 @@ from recon.repair.reproject import ReprojectConfig, ReprojectionRepairer
 from recon.repair.views import RenderedView, Repairer, SourceView
 from recon.scene import Camera, Scene
 from recon.stages.export import write_png
-from recon.stages.optimize import Trained
+from recon.stages.optimize import Trained, refined_scene
 from recon.stages.repair_config import RepairConfig, check_config
 from recon.train import OptimizeConfig, Target, Trainer
 
@@ -139,8 +139,12 @@ def run_repair(cfg: RepairConfig, opt: OptimizeConfig, trained: Trained, scene: 
     repairer = make_repairer(cfg, device)
     obs.log(f"repair: {repairer.name}; {cfg.rounds} rounds × {cfg.views} pseudo views, {cfg.steps} steps each, "
             f"weight {cfg.weight}")
+    # The Trainer gets the scene's own cameras: the state holds camera refinement's corrections
+    # relative to them. The rounds place pseudo cameras around the refined ones.
     trainer = Trainer(opt, scene, trained.gaussians, device, obs)
     trainer.load_state_dict(trained.state)
+    refined = trainer.refined_cameras()
+    seen = refined_scene(scene, refined)
     folder = Path(run_dir) / FOLDER
     shutil.rmtree(folder, ignore_errors=True)  # pictures of an earlier run's rounds
     share = CpuShare() if share_cpu and device == "cpu" else None
@@ -148,7 +152,7 @@ def run_repair(cfg: RepairConfig, opt: OptimizeConfig, trained: Trained, scene: 
     try:
         for r in range(cfg.rounds):
             t1 = time.perf_counter()
-            targets = repair_round(trainer, repairer, cfg, scene, r, folder, obs)
+            targets = repair_round(trainer, repairer, cfg, seen, r, folder, obs)
             before = target_error(trainer, targets)
             trainer.add_targets(GROUP, targets, cfg.weight)
             trainer.train(cfg.steps, before_step=share.apply if share is not None else None)
@@ -163,7 +167,8 @@ def run_repair(cfg: RepairConfig, opt: OptimizeConfig, trained: Trained, scene: 
             share.close()
     trainer.clear_targets(GROUP)
     result = trainer.finish()
-    return Repaired(result, trainer.log, trainer.state_dict(), repairer.name, records, time.perf_counter() - t0)
+    return Repaired(result, trainer.log, trainer.state_dict(), refined, method=repairer.name, rounds=records,
+                    seconds=time.perf_counter() - t0)
 
 
 def pass_through(trained: Trained, run_dir: Path, obs: Observer) -> Trained:
