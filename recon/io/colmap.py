@@ -69,7 +69,37 @@ def _intrinsics(model: str, params: np.ndarray, where: Path, camera_id: int) -> 
     return K, dist
 
 
+def _missing_points_lines(images_txt: Path) -> bool:
+    """True for an images.txt that leaves out the POINTS2D line after every image line (some
+    converters write only the image lines). COLMAP's reader takes every second line as the
+    previous image's points, so such a file would load half its images, silently."""
+    lines = [ln.split() for ln in images_txt.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    def is_image_line(f: list[str]) -> bool:
+        return len(f) == 10 and f[0].isdigit() and f[8].isdigit() and "." in f[9]
+    return len(lines) >= 2 and all(is_image_line(f) for f in lines)
+
+
 def _load_reconstruction(model_dir: Path):  # -> pycolmap.Reconstruction (imported lazily: heavy)
+    images_txt = model_dir / "images.txt"
+    if images_txt.is_file() and not (model_dir / "images.bin").is_file() and _missing_points_lines(images_txt):
+        import shutil
+        import tempfile
+
+        # Read a copy with the empty POINTS2D lines put back, rather than half the images.
+        tmp = Path(tempfile.mkdtemp(prefix="recon-colmap-"))
+        for name in ("cameras.txt", "points3D.txt"):
+            if (model_dir / name).is_file():
+                shutil.copy(model_dir / name, tmp / name)
+        body = [ln for ln in images_txt.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+        (tmp / "images.txt").write_text("".join(f"{ln}\n\n" for ln in body))
+        try:
+            return _read_model(tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return _read_model(model_dir)
+
+
+def _read_model(model_dir: Path):
     import pycolmap
 
     try:
