@@ -105,7 +105,8 @@ def _print_summary(result, seconds: float) -> None:
     scene = result.artifacts.get("poses") or result.artifacts["source"]
     reg = scene.meta.get("registration")
     registered = sum(1 for r in reg.values() if r.get("registered")) if reg else len(scene)
-    c.print(f"\n[bold]recon[/bold]: {registered}/{len(result.artifacts['source'])} views posed", highlight=False)
+    how = _poses_line(scene.meta)
+    c.print(f"\n[bold]recon[/bold]: {registered}/{len(result.artifacts['source'])} views posed{how}", highlight=False)
     if "optimize" in result.artifacts:
         trained = result.artifacts["optimize"]
         psnr = f", training PSNR {trained.log.psnr[-1]:.2f} dB" if trained.log.psnr else ""
@@ -115,6 +116,18 @@ def _print_summary(result, seconds: float) -> None:
     c.print(f"  {seconds:.1f} s in all; run folder: {result.run_dir}", highlight=False)
     if "export" in result.artifacts:
         c.print(f"  splat: {result.artifacts['export']['ply']}", highlight=False)
+
+
+def _poses_line(meta: dict) -> str:
+    """How estimated cameras were found and checked, for the summary (empty for known cameras)."""
+    method, check = meta.get("poses_method"), meta.get("poses_check")
+    if not method:
+        return ""
+    if method == "orbit":
+        return (f" by the orbit path from the object's silhouettes (coherence {check['silhouette_coherence']:.2f}; "
+                "no matches confirm them)")
+    said = f", checked against the object's silhouettes ({check['silhouette_coherence']:.2f})" if check else ""
+    return f" by {method}{said}"
 
 
 def _repair_line(repaired, run_dir: Path) -> str:

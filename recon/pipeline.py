@@ -277,6 +277,11 @@ def write_run_json(run_dir: Path, cfg: RunConfig, device: str, seconds: dict, ca
     import gsplat
 
     summary: dict[str, Any] = {"views": len(artifacts["source"])} if "source" in artifacts else {}
+    posed = artifacts.get("poses")
+    if posed is not None and posed.meta.get("poses_method"):
+        # Which path posed each view and how much it is trusted (the object check's verdict).
+        summary["poses"] = {"method": posed.meta["poses_method"], "check": posed.meta.get("poses_check"),
+                            "views": posed.meta.get("registration")}
     if "optimize" in artifacts:
         trained = artifacts["optimize"]
         summary.update(num_gaussians=len(trained.gaussians),

