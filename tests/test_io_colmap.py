@@ -133,3 +133,17 @@ def test_missing_image_and_masks(tmp_path):
     with pytest.raises(ReconError) as e:
         read_colmap(tmp_path)
     assert_one_line_naming(e.value, tmp_path / "images" / "view_01.png")
+
+
+def test_images_txt_without_points_lines_reads_every_image(tmp_path):
+    """Some converters write images.txt with no POINTS2D line after each image line (squirrel_ring's
+    did); COLMAP's own reader then takes every second image for points. Every image must load."""
+    scene = synthetic_scene(4, masks=False, points=0)
+    model_dir = write_colmap(scene, tmp_path, save_images=True)
+    text = (model_dir / "images.txt").read_text().splitlines()
+    (model_dir / "images.txt").write_text("\n".join(ln for ln in text if ln.strip()) + "\n")
+    (model_dir / "points3D.txt").write_text("# no points\n")
+    back = read_colmap(tmp_path)
+    assert [v.name for v in back.views] == [v.name for v in scene.views]
+    for a, b in zip(scene.views, back.views):
+        assert_same_camera(a.camera, b.camera, tol=1e-9)
