@@ -65,10 +65,12 @@ def _temple():
     return [v for v in gt.views if v.name in names], gt.meta["image_files"]
 
 
-def _squirrel(step: int):
-    """squirrel_ring's turntable photos every `step`-th of 36 (10° apart), as the holdout protocol picks them."""
+def _squirrel(n: int):
+    """n of squirrel_ring's 36 turntable photos (10° apart), as the holdout protocol picks them."""
+    from recon.eval.holdout import holdout_split
+
     gt = read_colmap(DATA / "squirrel_ring", max_size=64)
-    return gt.views[::step][: 36 // step], gt.meta["image_files"]
+    return [gt.views[i] for i in holdout_split(n, len(gt)).train], gt.meta["image_files"]
 
 
 def _sacre():
@@ -100,9 +102,9 @@ CASES = {
     "fox4": ("fox, 4 views (evenly spaced of 67)", lambda: _fox(4)),
     "fox8": ("fox, 8 views (evenly spaced of 67)", lambda: _fox(8)),
     "temple4": ("Middlebury temple, 4 ring views 90° apart (SR 1/5/9/13)", _temple),
-    "squirrel4": ("squirrel_ring, 4 photos 90° apart (0/9/18/27)", lambda: _squirrel(9)),
+    "squirrel4": ("squirrel_ring, 4 photos 90° apart (0/9/18/27)", lambda: _squirrel(4)),
     "squirrel6": ("squirrel_ring, 6 photos 60° apart", lambda: _squirrel(6)),
-    "squirrel8": ("squirrel_ring, 8 photos (every 4th: 40° apart, one gap of 80°)", lambda: _squirrel(4)),
+    "squirrel8": ("squirrel_ring, 8 photos (every 4th: 40° apart, one gap of 80°)", lambda: _squirrel(8)),
     "sacre10": ("sacre_coeur_crowds, 10 tourist photos (no ground truth)", _sacre),
 }
 

@@ -31,6 +31,7 @@ from recon.eval.protocols import Prepared, Protocol, SceneRef
 from recon.errors import ReconError
 from recon.events import Observer, Observers
 from recon.pipeline import RunConfig, resolve_device, run_pipeline
+from recon.stages.optimize import refined_scene
 from recon.scene import Scene
 from recon.stages.filters import trust_maps
 
@@ -105,14 +106,6 @@ def _shares_filesystem(job: Job) -> bool:
         if marker.is_file():
             return marker.read_text().strip() == job.token
     return False
-
-
-class JobFailed(ReconError):
-    """A job's ReconError with what the job knew when it failed (entry fields such as views_posed)."""
-
-    def __init__(self, cause: ReconError, fields: dict) -> None:
-        super().__init__(str(cause))
-        self.cause, self.fields, self.path = cause, fields, cause.path
 
 
 class _PosesWatch(Observer):
@@ -191,9 +184,12 @@ def _train_and_score(job: Job, work: Path, sub: Path, obs: Observer | None) -> d
     try:
         result = run_pipeline(cfg, work / "run", observers, scene=train, scene_key=key)
         posed = result.artifacts["poses"]
-        test_cameras = prep.test_cameras if prep.align is None else prep.align(posed)
+        # The training cameras the splat was fitted to: refined with it when optimize.camera_refine was on.
+        trained_views = refined_scene(posed, result.artifacts["repair"].refined_cameras)
+        test_cameras = prep.test_cameras if prep.align is None else prep.align(trained_views)
     except ReconError as e:  # e.g. the poses stage could not pose the views: say how far it got
-        raise JobFailed(e, watch.fields(prep, posed)) from e
+        e.job_fields = watch.fields(prep, posed)
+        raise
     gaussians = result.artifacts["repair"].gaussians  # the optimised splat, repaired when repair is on
     device = resolve_device(job.cfg.device)
     backend = job.cfg.optimize.backend
@@ -220,7 +216,7 @@ def _train_and_score(job: Job, work: Path, sub: Path, obs: Observer | None) -> d
     entry = {k: _mean([r[k] for r in per_view]) for k in job.protocol.metrics}
     # The training views' PSNR beside the novel views': a preset must not trade the one for the other
     # unseen. Inside the mask when training had masks (off it the splat was taught transparency).
-    entry["train_psnr"] = _mean([_train_view_psnr(gaussians, v, backend, device) for v in result.artifacts["poses"].views])
+    entry["train_psnr"] = _mean([_train_view_psnr(gaussians, v, backend, device) for v in trained_views.views])
     entry.update(protocol=job.protocol.name, views=job.n_views, train_masks=job.train_masks, status="ok", error=None,
                  seconds=round(seconds, 2), num_gaussians=len(gaussians), train_views=prep.split.train,
                  test_views=prep.split.test, scored_views=len(per_view))
@@ -307,8 +303,7 @@ def execute(job: Job, timeout: float | None = None) -> dict:
     except Exception as e:  # noqa: BLE001 - any failure of one scene must not stop the batch
         if interrupt.received() is not None:  # a signal, wrapped by numba: stop the batch
             raise
-        cause = e.cause if isinstance(e, JobFailed) else e
-        return error_result(job, "error", _one_line(cause), traceback.format_exc(), getattr(e, "fields", None))
+        return error_result(job, "error", _one_line(e), traceback.format_exc(), getattr(e, "job_fields", None))
 
 
 def _one_line(e: BaseException) -> str:

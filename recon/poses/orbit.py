@@ -10,13 +10,15 @@ turntables take such photos (NeRS and SAMURAI start from the same coarse labels)
   distance 1 (the gauge), on one elevation, at its own azimuth;
 - every camera looks at one target point near the origin (a turntable's fixed camera, whose
   optical axis need not cross the turntable's axis, is this orbit seen from the object);
-- one roll for every photo (a camera held sideways), one focal scale on the photos' own focal.
+- one roll for every photo (a camera held sideways); the photos' own focal lengths (fitted to
+  the silhouettes, the focal ran to 0.7× the squirrel's and cost its six views 3° → 12°).
 
 The start is the capture order: the photos in file-name order at equal azimuth steps. A discrete
-search then picks the direction of travel, the elevation's sign and the roll (0° or 90°; 180° and
-270° are the same orbits seen with the axis flipped), and a Nelder–Mead search refines every
-continuous unknown on coarse, then finer grids. The score is smooth enough for it because the
-hull is soft: a voxel's occupancy is the product of the blurred silhouettes it projects into.
+search then picks the direction of travel, the elevation and the roll (0° or 90°; 180° and 270°
+are the same orbits seen with the axis flipped), and a Nelder–Mead search refines every
+continuous unknown, with coarse, then finer sampling along the rays. The score (`coherence`) asks
+of each silhouette's outline pixels whether their rays meet every other view's cone; it is
+smooth enough for the search because the cones are soft (the masks fall off outside).
 """
 
 from __future__ import annotations
@@ -37,7 +39,6 @@ class Orbit:
     elevation: float
     roll: float
     target: np.ndarray  # [3]
-    focal_scale: float = 1.0
 
 
 def look_at(centre: np.ndarray, target: np.ndarray, roll: float) -> np.ndarray:
@@ -56,15 +57,12 @@ def look_at(centre: np.ndarray, target: np.ndarray, roll: float) -> np.ndarray:
 
 
 def orbit_cameras(orbit: Orbit, cameras: list[Camera]) -> list[Camera]:
-    """The orbit's cameras, with the intrinsics of `cameras` (the focal times the orbit's scale)."""
+    """The orbit's cameras, with the intrinsics of `cameras`."""
     out = []
     ce = np.cos(orbit.elevation)
     for a, cam in zip(orbit.azimuths, cameras):
         centre = np.array([np.cos(a) * ce, np.sin(a) * ce, np.sin(orbit.elevation)])
-        K = cam.K.copy()
-        K[0, 0] *= orbit.focal_scale
-        K[1, 1] *= orbit.focal_scale
-        out.append(Camera(K, look_at(centre, orbit.target, orbit.roll), cam.width, cam.height))
+        out.append(Camera(cam.K.copy(), look_at(centre, orbit.target, orbit.roll), cam.width, cam.height))
     return out
 
 
@@ -74,7 +72,7 @@ class Silhouettes:
 
     soft: list[np.ndarray]  # [h,w] float32 in [0,1]
     hard: list[np.ndarray]  # [h,w] bool
-    pixels: list[np.ndarray]  # [M,2] pixel centres (x, y) inside each silhouette, a fixed sample
+    pixels: list[np.ndarray]  # [M,2] pixel centres (x, y) on each silhouette's outline, a fixed sample
     scale: float  # the shrunk size over the masks' size
 
     @staticmethod
@@ -164,24 +162,22 @@ def object_half_size(cameras: list[Camera], sil: Silhouettes, margin: float = 1.
 class OrbitFit:
     orbit: Orbit
     cameras: list[Camera]  # at the photos' size
-    scores: np.ndarray  # [N] coherence per view, at the finest grid
+    scores: np.ndarray  # [N] coherence per view, at the finest sampling
     evaluations: int
 
 
 def _unpack(x: np.ndarray, base: Orbit, n: int) -> Orbit:
-    """Parameter vector → Orbit: elevation, roll, log focal scale, target (3), then the N-1 steps."""
-    steps = x[6:6 + n - 1]
-    az = np.concatenate([[0.0], np.cumsum(steps)])
-    return replace(base, elevation=float(x[0]), roll=float(x[1]), focal_scale=float(np.exp(x[2])),
-                   target=np.asarray(x[3:6], float), azimuths=az)
+    """Parameter vector → Orbit: elevation, roll, target (3), then the N-1 steps."""
+    az = np.concatenate([[0.0], np.cumsum(x[5:5 + n - 1])])
+    return replace(base, elevation=float(x[0]), roll=float(x[1]), target=np.asarray(x[2:5], float), azimuths=az)
 
 
 def _pack(o: Orbit) -> np.ndarray:
-    return np.concatenate([[o.elevation, o.roll, np.log(o.focal_scale)], o.target, np.diff(o.azimuths)])
+    return np.concatenate([[o.elevation, o.roll], o.target, np.diff(o.azimuths)])
 
 
-def fit_orbit(cameras: list[Camera], masks: list[np.ndarray], *, fit_focal: bool = False,
-              log=lambda msg: None, max_evals: int = 600) -> OrbitFit:
+def fit_orbit(cameras: list[Camera], masks: list[np.ndarray], *, log=lambda msg: None,
+              max_evals: int = 600) -> OrbitFit:
     """Orbit cameras for photos in capture order around an object (masks [H,W] bool per photo)."""
     n = len(cameras)
     sil = Silhouettes.from_masks(masks)
@@ -194,7 +190,7 @@ def fit_orbit(cameras: list[Camera], masks: list[np.ndarray], *, fit_focal: bool
         evals += 1
         return float(coherence(orbit_cameras(o, small), sil, half, samples).mean())
 
-    # Discrete start: direction of travel x roll 0/90° x elevation, on a coarse grid.
+    # Discrete start: direction of travel x roll 0/90° x elevation, coarsely sampled.
     step = 2 * np.pi / n
     starts = []
     for direction in (1.0, -1.0):
@@ -207,19 +203,16 @@ def fit_orbit(cameras: list[Camera], masks: list[np.ndarray], *, fit_focal: bool
     log(f"orbit start: elevation {np.degrees(best.elevation):.0f}°, roll {np.degrees(best.roll):.0f}°, "
         f"{'reversed ' if best.azimuths[-1] < 0 else ''}order (coherence {best_s:.3f})")
 
-    lo = np.concatenate([[-np.pi / 2 + 0.05, -np.pi, np.log(0.5) if fit_focal else 0.0], [-half] * 3,
-                         [-np.pi] * (n - 1)])
-    hi = np.concatenate([[np.pi / 2 - 0.05, np.pi, np.log(2.0) if fit_focal else 0.0], [half] * 3,
-                         [np.pi] * (n - 1)])
-    # Candidates within a few per cent of the best are refined too: the coarse grid cannot tell them apart.
+    lo = np.concatenate([[-np.pi / 2 + 0.05, -np.pi], [-half] * 3, [-np.pi] * (n - 1)])
+    hi = np.concatenate([[np.pi / 2 - 0.05, np.pi], [half] * 3, [np.pi] * (n - 1)])
+    # Candidates within a few per cent of the best are refined too: coarse sampling cannot tell them apart.
     candidates = [o for s, o in starts[:4] if s >= best_s - 0.03]
-    for res, budget in ((32, max_evals // 2), (64, max_evals // 2)):
+    for samples, budget in ((32, max_evals // 2), (64, max_evals // 2)):
         refined = []
         for o in candidates:
             x0 = _pack(o)
-            simplex = [x0] + [x0 + np.eye(len(x0))[k] * d for k, d in
-                              enumerate(_steps(n, half, res))]
-            r = optimize.minimize(lambda x: -score(_unpack(np.clip(x, lo, hi), o, n), res), x0,
+            simplex = [x0] + [x0 + np.eye(len(x0))[k] * d for k, d in enumerate(_steps(n, half, samples))]
+            r = optimize.minimize(lambda x: -score(_unpack(np.clip(x, lo, hi), o, n), samples), x0,
                                   method="Nelder-Mead",
                                   options=dict(maxfev=budget // max(len(candidates), 1), initial_simplex=simplex,
                                                xatol=1e-4, fatol=1e-5, adaptive=True))
@@ -228,14 +221,14 @@ def fit_orbit(cameras: list[Camera], masks: list[np.ndarray], *, fit_focal: bool
     final = candidates[0]
     scores = coherence(orbit_cameras(final, small), sil, half, 96)
     log(f"orbit fit: elevation {np.degrees(final.elevation):.1f}°, roll {np.degrees(final.roll):.1f}°, "
-        f"focal ×{final.focal_scale:.2f}, steps {', '.join(f'{np.degrees(s):.0f}' for s in np.diff(final.azimuths))}°, "
+        f"steps {', '.join(f'{np.degrees(s):.0f}' for s in np.diff(final.azimuths))}°, "
         f"coherence {scores.mean():.3f} (worst {scores.min():.3f}), {evals} evaluations")
     return OrbitFit(final, orbit_cameras(final, cameras), scores, evals)
 
 
 TIE = 0.01
-"""Coherences this close cannot tell orbits apart (four views 90° apart barely constrain the
-elevation: the squirrel's scored 0.943 at 37° and 0.93 at its true 0°)."""
+"""Coherences this close cannot tell orbits apart: four views 90° apart barely constrain the
+elevation (the squirrel's four scored within 0.02 from 0° to 40°)."""
 
 
 def _most_level(scored: list[tuple[float, Orbit]]) -> Orbit:
@@ -245,7 +238,7 @@ def _most_level(scored: list[tuple[float, Orbit]]) -> Orbit:
     return min((o for s, o in scored if s >= best - TIE), key=lambda o: abs(o.elevation))
 
 
-def _steps(n: int, half: float, res: int) -> list[float]:
-    """Nelder–Mead's first steps per parameter: a few voxels' worth of each."""
-    ang = max(np.radians(3.0), 4 * 2 * half / res)
-    return [ang, ang, 0.08, half / 8, half / 8, half / 8] + [ang] * (n - 1)
+def _steps(n: int, half: float, samples: int) -> list[float]:
+    """Nelder–Mead's first steps per parameter: a few depth samples' worth of each."""
+    ang = max(np.radians(3.0), 4 * 2 * half / samples)
+    return [ang, ang, half / 8, half / 8, half / 8] + [ang] * (n - 1)

@@ -187,7 +187,7 @@ def _estimate(cfg: PosesConfig, scene: Scene, obs: Observer) -> _Estimate:
 def _object_check(cfg: PosesConfig, scene: Scene, best: _Estimate | None, log) -> _Estimate | None:
     """The matched estimate checked against the object's silhouettes, or the orbit path's cameras
     (recon/poses/object_capture.py). Photos that are not of one object pass unchecked."""
-    from recon.poses.object_capture import COHERENT, decide, object_masks
+    from recon.poses.object_capture import decide, object_masks
 
     try:
         found = object_masks(scene.views)
@@ -201,35 +201,21 @@ def _object_check(cfg: PosesConfig, scene: Scene, best: _Estimate | None, log) -
             raise ReconError(f"the orbit path needs one object in every photo, but {found.why}", scene.source)
         log(f"not an object capture ({found.why}): no silhouette check")
         return best
-    decision = decide(scene.views, found.masks, best.cameras if best else None, log, cfg.capture == "orbit")
+    decision = decide(scene.views, found.masks, best.cameras if best else None, log, scene.source,
+                      force_orbit=cfg.capture == "orbit")
     log(decision.message)
-    incomplete = best is None or len(best.cameras) < len(scene)
-    if not decision.use_orbit and incomplete and decision.orbit is not None:
-        raise ReconError(f"{'matching posed no view' if best is None else f'matching posed {len(best.cameras)} of {len(scene)} views'} "
-                         f"and the orbit path cannot explain the object's silhouettes ({decision.orbit_coherence:.2f}, "
-                         f"{COHERENT} needed). Try: photos named in the order they were taken around the object, "
-                         "6–8 of them, the object whole in each; or known camera files", scene.source)
     if not decision.use_orbit:
-        if best is not None and decision.estimate_coherence is not None:
+        if decision.estimate_coherence is not None:
             best.check = {"silhouette_coherence": decision.estimate_coherence, "verdict": decision.message}
         return best
     fit = decision.orbit
-    worst = int(np.argmin(fit.scores))
-    if decision.orbit_coherence < COHERENT:
-        raise ReconError(f"the photos look like an object photographed around, but neither matching nor the orbit path "
-                         f"poses them: the orbit's cameras explain the silhouettes {decision.orbit_coherence:.2f} "
-                         f"(worst {scene.views[worst].name}, {fit.scores[worst]:.2f}; {COHERENT} needed). Try: photos "
-                         "named in the order they were taken, 6–8 photos around, the object whole in each, or known "
-                         "camera files", scene.source)
-    cams = {v.name: c for v, c in zip(scene.views, fit.cameras)}
     reg = {v.name: {"registered": True, "reproj_error": None, "observations": 0, "path": "orbit",
                     "silhouette_coherence": float(s)} for v, s in zip(scene.views, fit.scores)}
-    est = _Estimate("orbit", cams, {}, np.zeros((0, 3)), np.zeros((0, 3)), reg)
-    est.check = {"silhouette_coherence": decision.orbit_coherence, "verdict": decision.message,
-                 "matched_coherence": decision.estimate_coherence,
-                 "trust": "silhouettes only: azimuths and tilt to a few degrees with 6+ photos, the elevation "
-                          "poorly constrained with 4"}
-    return est
+    check = {"silhouette_coherence": decision.orbit_coherence, "verdict": decision.message,
+             "matched_coherence": decision.estimate_coherence,
+             "trust": "silhouettes only, no matches: 4-6° largest relative rotation error on a real turntable"}
+    return _Estimate("orbit", {v.name: c for v, c in zip(scene.views, fit.cameras)}, {}, np.zeros((0, 3)),
+                     np.zeros((0, 3)), reg, check=check)
 
 
 def _choose(sift: _Estimate | None, learned: _Estimate | None, n: int, log) -> _Estimate | None:

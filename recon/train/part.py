@@ -99,7 +99,8 @@ class Part:
         """Once, after the last step."""
 
     def state(self) -> dict:
-        """What a checkpoint must keep of this part (beyond its config and the Trainer's rng)."""
+        """What a checkpoint must keep of this part (beyond its config and the Trainer's rng). Live
+        tensors are fine: the Trainer copies them to the CPU."""
         return {}
 
     def load_state(self, state: dict) -> None:

@@ -108,8 +108,8 @@ class Splat:
         densification statistics and the 3D filter's current footprints."""
         return {
             "params": {k: v.detach().cpu().clone() for k, v in self.params.items()},
-            "optimizers": {k: _to_cpu(o.state_dict()) for k, o in self.optimizers.items()},
-            "strategy": _to_cpu(self.state),
+            "optimizers": {k: cpu_copy(o.state_dict()) for k, o in self.optimizers.items()},
+            "strategy": cpu_copy(self.state),
             "filter_k": self.filter_k,
             "filter_var": None if self.filter_var is None else self.filter_var.cpu(),
             "frozen": sorted(self.frozen),
@@ -130,11 +130,13 @@ class Splat:
         self.frozen = set(state["frozen"])
 
 
-def _to_cpu(obj):
+def cpu_copy(obj):
+    """A CPU copy of every tensor in `obj` (nested dicts and lists): a checkpoint must not share
+    storage with tensors that later steps change in place (`.cpu()` of a CPU tensor is itself)."""
     if isinstance(obj, torch.Tensor):
         return obj.detach().cpu().clone()
     if isinstance(obj, dict):
-        return {k: _to_cpu(v) for k, v in obj.items()}
+        return {k: cpu_copy(v) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_to_cpu(v) for v in obj]
+        return [cpu_copy(v) for v in obj]
     return obj

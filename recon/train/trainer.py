@@ -30,7 +30,7 @@ from recon.scene import Camera, Scene
 from recon.train.config import OptimizeConfig
 from recon.train.part import Part
 from recon.train.registry import build_parts
-from recon.train.splat import Splat
+from recon.train.splat import Splat, cpu_copy
 
 GEOMETRY = ("means", "quats", "scales", "opacities")
 
@@ -298,7 +298,7 @@ class Trainer:
             "step": self.step, "total": self.total, "splat": self.splat.state_dict(),
             "rng": self.rng.bit_generator.state, "gen": self.gen.get_state(),
             "torch_rng": torch.get_rng_state(), "order": list(self._order), "log": self.log,
-            "parts": {p.name: p.state() for p in self.parts},
+            "parts": {p.name: cpu_copy(p.state()) for p in self.parts},  # parts may hand out live tensors
             "group_next": {k: g.next for k, g in self.groups.items()},
         }
         if self.dev.type == "cuda":

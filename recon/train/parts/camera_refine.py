@@ -23,7 +23,6 @@ viewmats carry no gradient (the cpu backend then keeps its numba projection).
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Literal
 
@@ -141,14 +140,8 @@ class CameraRefine(Part):
                         f"{dist[1:].mean() / trainer.radius:.2%} of the scene radius")
 
     def state(self) -> dict:
-        # Copies: Adam's state_dict hands out its live tensors, which later steps change in place.
-        opt = copy.deepcopy(self.opt.state_dict())
-        for s in opt["state"].values():
-            for k, v in s.items():
-                if isinstance(v, Tensor):
-                    s[k] = v.cpu()
-        return {"rotation": self.rotation.detach().cpu().clone(),
-                "translation": self.translation.detach().cpu().clone(), "opt": opt}
+        return {"rotation": self.rotation.detach(), "translation": self.translation.detach(),
+                "opt": self.opt.state_dict()}
 
     def load_state(self, state: dict) -> None:
         if not state:
