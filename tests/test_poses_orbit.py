@@ -111,3 +111,17 @@ def test_photos_that_are_no_orbit_get_one_line_error(monkeypatch, tmp_path):
         _object_check(PosesConfig(), scene, None, lambda m: None)
     msg = str(e.value)
     assert "\n" not in msg and "orbit" in msg and "silhouettes" in msg
+
+
+def test_an_orbit_that_disagrees_with_the_views_matching_posed_is_not_trusted():
+    truth = orbit_of([0, 90, 180, 270])
+    masks = [silhouette(c) for c in truth]
+    views = [View(str(i), i, _intrinsics(), np.zeros((H, W, 3), np.float32)) for i in range(4)]
+    # Matching posed two of the four, and the orbit agrees with them: the orbit poses all four.
+    kept = decide(views, masks, {"0": truth[0], "1": truth[1]}, log=lambda m: None)
+    assert kept.use_orbit and kept.orbit_coherence >= COHERENT
+    # Matching posed the same two 60° further apart than they are: one of the two is wrong.
+    wrong = orbit_of([0, 150, 180, 270])
+    with pytest.raises(ReconError) as e:
+        decide(views, masks, {"0": wrong[0], "1": wrong[1]}, log=lambda m: None)
+    assert "disagrees" in str(e.value) and "\n" not in str(e.value)

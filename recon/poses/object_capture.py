@@ -20,6 +20,7 @@ import numpy as np
 from scipy import ndimage
 
 from recon.errors import ReconError
+from recon.poses.metrics import pose_errors
 from recon.poses.orbit import OrbitFit, Silhouettes, coherence, fit_orbit, object_half_size
 from recon.scene import Camera, View, look_at_bounds
 
@@ -30,10 +31,15 @@ MAX_BORDER = 0.2
 MAX_AREA_RATIO = 2.5
 """... and its largest silhouette is at most this many times its smallest (the squirrel's turn
 from front to side: 1.5; u2netp's salient regions of the bundled door photos: 3.1)."""
-COHERENT = 0.85
+COHERENT = 0.92
 """Cameras whose silhouette coherence (the mean over views) is below this cannot explain the
-silhouettes: the squirrel's true cameras score 0.99 / 0.97 / 0.94 (4 / 6 / 9 photos, u2netp's
-masks), a synthetic object's 0.99 with exact ones."""
+silhouettes: true cameras score 0.99 / 0.97 / 0.94 on the squirrel's 4 / 6 / 9 photos and 0.98 on
+the temple's (u2netp's masks), 0.99 on a synthetic object; the orbits fitted to the temple's
+photos that were 178–180° off scored 0.86–0.89."""
+AGREE_DEG = 15.0
+"""Where matching posed some of the photos and its cameras explain their silhouettes, the orbit
+must agree with them to this many degrees (the orbit's own error on the squirrel: 4–8°), or
+neither is trusted."""
 
 
 @dataclass
@@ -159,6 +165,16 @@ def decide(views: list[View], masks: list[np.ndarray], estimate: dict[str, Camer
                             f"{orb:.2f}): refused, the orbit path poses the photos", est_coh, fit)
         return Decision(False, f"the silhouettes cannot tell ({said}the orbit's {orb:.2f}): keeping the matched "
                         "cameras", est_coh, fit)
+    if not force_orbit and est_coh is not None and est_coh >= COHERENT:
+        # Two estimates of the views matching posed: they must agree (the orbit could be a mirror
+        # or a wrong roll the silhouettes cannot tell from the right one).
+        orbit_cams = {v.name: c.world_to_cam for v, c in zip(views, fit.cameras)}
+        apart = pose_errors({n: c.world_to_cam for n, c in estimate.items()}, orbit_cams).rot_max
+        if apart > AGREE_DEG:
+            raise ReconError(f"matching posed {len(estimate)} of {len(views)} views and the orbit path disagrees with "
+                             f"it by {apart:.0f}° on them: neither is trusted. Try: photos named in the order they "
+                             "were taken around the object, 6–8 of them with more overlap; or known camera files",
+                             source)
     if orb < COHERENT:
         worst = int(np.argmin(fit.scores))
         matched = ("" if force_orbit else "matching posed no view and " if estimate is None
