@@ -213,7 +213,7 @@ def _object_check(cfg: PosesConfig, scene: Scene, best: _Estimate | None, log) -
                     "silhouette_coherence": float(s)} for v, s in zip(scene.views, fit.scores)}
     check = {"silhouette_coherence": decision.orbit_coherence, "verdict": decision.message,
              "matched_coherence": decision.estimate_coherence,
-             "trust": "silhouettes only, no matches: 4-6° largest relative rotation error on a real turntable"}
+             "trust": "silhouettes only, no matches: 7-8° largest relative rotation error on a real turntable"}
     return _Estimate("orbit", {v.name: c for v, c in zip(scene.views, fit.cameras)}, {}, np.zeros((0, 3)),
                      np.zeros((0, 3)), reg, check=check)
 
