@@ -60,6 +60,7 @@ class SfmResult:
     registration: dict[str, dict]  # name → {"registered", "reproj_error", "observations"}
     method: str = ""  # which features made it: "sift", "affine-sift" or "learned"
     best_pair_inliers: int = 0  # verified matches of the best-matched pair of photos
+    strong: bool = False  # every view registered under the strict thresholds (see _strong)
 
     @property
     def registered(self) -> list[str]:
@@ -231,9 +232,10 @@ def run_sfm(views: Sequence[View], focal_known: dict[str, bool], opts: SfmOption
             # A later pass exists to fix a weak model, so it wins ties.
             if best is not None:
                 result.best_pair_inliers = max(result.best_pair_inliers, best.best_pair_inliers)
+            result.strong = _strong(result, level, opts)
             if best is None or len(result.registered) >= len(best.registered):
                 best = result
-            if _strong(result, level, opts):
+            if result.strong:
                 break
             if i + 1 < len(passes):
                 log(f"{features}: weak model ({len(result.registered)}/{len(views)} registered, level {level}, "
