@@ -1,6 +1,9 @@
 """Artifact cache: each stage's output lives in RUN/cache/STAGE-KEY/, keyed by a hash of its inputs'
 keys and its own config, so a rerun with a changed later stage reuses everything before it.
-Writes are atomic (temp file + rename): an interrupted run never leaves a half-written artifact."""
+Writes are atomic (temp file + rename): an interrupted run never leaves a half-written artifact.
+An artifact carries its length and CRC-32, so one that a disk error or a half-copied folder has
+damaged is found before it is unpickled: `load` raises Unreadable, which the pipeline treats as
+a cache miss (one line, then the stage recomputes and overwrites it)."""
 
 from __future__ import annotations
 
@@ -10,7 +13,9 @@ import json
 import os
 import pickle
 import shutil
+import struct
 import tempfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +115,55 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(_plain(obj), indent=2, default=str) + "\n")
 
 
+class Unreadable(Exception):
+    """A cached file that is there but cannot be used (truncated, garbage, of the wrong type, from
+    code that no longer exists): a cache miss, which the caller says in one line."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path, self.reason = Path(path), reason
+        super().__init__(f"{path}: {reason}")
+
+
+# What reading back a damaged or foreign pickle (or torch file) raises: found by feeding truncated,
+# bit-flipped and random bytes to pickle.loads and torch.load. Anything else is a bug and propagates.
+UNREADABLE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, ImportError,
+    KeyError, IndexError, OverflowError, RuntimeError)
+
+
+def reason(e: BaseException) -> str:
+    """A short reason for one line: the exception's first line ("pickle data was truncated")."""
+    text = (getattr(e, "strerror", None) if isinstance(e, OSError) else None) or str(e).strip()
+    text = text.splitlines()[0] if text else type(e).__name__
+    text = text[:-1] if text.endswith(".") and not text.endswith("..") else text  # it goes inside (...)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+MAGIC = b"RECONPK1"
+_HEADER = struct.Struct("<8sQI")  # magic, payload length, CRC-32 of the payload
+
+
+def _seal(payload: bytes) -> bytes:
+    return _HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
+
+
+def _unseal(data: bytes) -> memoryview:
+    """The checked payload of an artifact file (a file without the header is an artifact from
+    before the header and is returned whole: unpickling it is its only check)."""
+    if not data.startswith(MAGIC):
+        return memoryview(data)
+    if len(data) < _HEADER.size:
+        raise ValueError(f"truncated: {len(data):,} bytes, not even the header")
+    _, size, crc = _HEADER.unpack_from(data)
+    payload = memoryview(data)[_HEADER.size:]
+    if len(payload) != size:
+        raise ValueError(f"truncated: {len(data):,} of {_HEADER.size + size:,} bytes" if len(payload) < size
+                         else f"{len(payload) - size:,} bytes too many")
+    if zlib.crc32(payload) != crc:
+        raise ValueError("damaged: its checksum does not match")
+    return payload
+
+
 class ArtifactStore:
     """RUN/cache/<stage>-<key>/artifact.pkl (+ any files the stage writes into that folder)."""
 
@@ -119,15 +173,27 @@ class ArtifactStore:
     def folder(self, stage: str, key: str) -> Path:
         return self.root / f"{stage}-{key}"
 
-    def has(self, stage: str, key: str) -> bool:
-        return (self.folder(stage, key) / "artifact.pkl").exists()
+    def path(self, stage: str, key: str) -> Path:
+        return self.folder(stage, key) / "artifact.pkl"
 
-    def load(self, stage: str, key: str) -> Any:
-        with open(self.folder(stage, key) / "artifact.pkl", "rb") as f:
-            return pickle.load(f)
+    def has(self, stage: str, key: str) -> bool:
+        return self.path(stage, key).exists()
+
+    def load(self, stage: str, key: str, expect: type | tuple[type, ...] | None = None) -> Any:
+        """The cached artifact; Unreadable when the file cannot be read, is damaged, does not
+        unpickle, or (with `expect`) holds something other than an `expect`."""
+        path = self.path(stage, key)
+        try:
+            artifact = pickle.loads(_unseal(path.read_bytes()))
+        except UNREADABLE_ERRORS as e:
+            raise Unreadable(path, reason(e)) from e
+        if expect is not None and not isinstance(artifact, expect):
+            names = " or ".join(t.__name__ for t in (expect if isinstance(expect, tuple) else (expect,)))
+            raise Unreadable(path, f"it holds a {type(artifact).__name__}, not a {names}")
+        return artifact
 
     def save(self, stage: str, key: str, artifact: Any) -> None:
-        atomic_write_bytes(self.folder(stage, key) / "artifact.pkl", pickle.dumps(artifact, protocol=4))
+        atomic_write_bytes(self.path(stage, key), _seal(pickle.dumps(artifact, protocol=4)))
 
     def drop(self, stage: str) -> None:
         """Forget every cached artifact of `stage` (for --force)."""

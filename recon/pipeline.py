@@ -5,8 +5,9 @@
 Every stage is a config dataclass (a field of RunConfig) plus a function from input artifacts to
 an output artifact. An artifact's cache key hashes its stage's config, its inputs' keys and the
 source of its code (recon/code_version.py), so a rerun recomputes only the stages whose inputs,
-config or code changed. A stage that is interrupted raises interrupt.Interrupted; the optimise
-stage resumes from its checkpoint on the next run.
+config or code changed. A cached artifact that cannot be read (truncated, garbage, of the wrong
+type) is a cache miss: one line names it and the stage recomputes it. A stage that is interrupted
+raises interrupt.Interrupted; the optimise stage resumes from its checkpoint on the next run.
 """
 
 from __future__ import annotations
@@ -22,22 +23,23 @@ import torch
 
 import recon
 from recon import interrupt
-from recon.cache import (ArtifactStore, atomic_write_json, chain_key, config_digest, files_digest, input_files,
-                         writable_folder)
+from recon.cache import (ArtifactStore, Unreadable, atomic_write_json, chain_key, config_digest, files_digest,
+                         input_files, writable_folder)
 from recon.code_version import code_digest
 from recon.errors import ReconError
 from recon.estimate import describe
 from recon.events import Observer
+from recon.gaussians import Gaussians
 from recon.scene import Scene
 from recon.stages.export import ExportConfig, run_export
 from recon.stages.ingest import IngestConfig, run_ingest
 from recon.stages.init import InitConfig, check_config as check_init, run_init
 from recon.stages.masks import run_masks
-from recon.stages.optimize import OptimizeConfig, refined_scene, run_optimize
+from recon.stages.optimize import OptimizeConfig, Trained, refined_scene, run_optimize
 from recon.stages.filters import FiltersConfig, check_config as check_filters, run_filters, write_trust_maps
 from recon.stages.repair_config import RepairConfig, check_config as check_repair
 from recon.stages.poses import PosesConfig, run_poses
-from recon.stages.stylize import StylizeConfig, check_config as check_stylize, run_stylize, style_key
+from recon.stages.stylize import StylizeConfig, Stylized, check_config as check_stylize, run_stylize, style_key
 
 StageName = Literal["ingest", "poses", "masks", "filters", "init", "optimize", "repair", "stylize", "export"]
 
@@ -85,6 +87,8 @@ class Stage:
     a test of the config for a stage that only sometimes works (stylize without a style image)."""
     key_extra: Callable[[RunConfig], Any] | None = None
     """More that the artifact depends on besides config, code and inputs (the style image's file)."""
+    artifact: type | tuple[type, ...] | None = None
+    """What the stage returns: a cached file that unpickles to anything else is a cache miss."""
 
     def passes_through(self, cfg: RunConfig) -> bool:
         return self.passthrough(cfg) if callable(self.passthrough) else self.passthrough
@@ -123,19 +127,21 @@ def _repair(ctx: Context, trained, scene: Scene):
 # The whole pipeline on one screen. "source" is the ingested scene the run starts from.
 GRAPH: list[Stage] = [
     Stage("ingest", ("source",), lambda ctx, s: s, "recon.stages.ingest", cached=False),
-    Stage("poses", ("ingest",), _poses, "recon.stages.poses"),
+    Stage("poses", ("ingest",), _poses, "recon.stages.poses", artifact=Scene),
     Stage("masks", ("poses",), lambda ctx, s: run_masks(ctx.cfg.ingest.masks, s, ctx.run_dir, ctx.obs),
           "recon.stages.masks", passthrough=lambda cfg: cfg.ingest.masks != "auto",
-          key_extra=lambda cfg: cfg.ingest.masks),
-    Stage("filters", ("masks",), _filters, "recon.stages.filters", passthrough=lambda cfg: not cfg.filters.enabled),
-    Stage("init", ("filters",), lambda ctx, s: run_init(ctx.cfg.init, s, ctx.obs), "recon.stages.init"),
-    Stage("optimize", ("filters", "init"), _optimize, "recon.stages.optimize"),
+          key_extra=lambda cfg: cfg.ingest.masks, artifact=Scene),
+    Stage("filters", ("masks",), _filters, "recon.stages.filters", passthrough=lambda cfg: not cfg.filters.enabled,
+          artifact=Scene),
+    Stage("init", ("filters",), lambda ctx, s: run_init(ctx.cfg.init, s, ctx.obs), "recon.stages.init",
+          artifact=Gaussians),
+    Stage("optimize", ("filters", "init"), _optimize, "recon.stages.optimize", artifact=Trained),
     Stage("repair", ("optimize", "filters"), _repair, "recon.stages.repair",
-          passthrough=lambda cfg: not cfg.repair.enabled),
+          passthrough=lambda cfg: not cfg.repair.enabled, artifact=Trained),
     Stage("stylize", ("repair", "filters"),
           lambda ctx, r, s: run_stylize(ctx.cfg.stylize, r, refined_scene(s, r.refined_cameras), ctx.obs, ctx.device),
           "recon.stages.stylize", passthrough=lambda cfg: cfg.stylize.style_image is None,
-          key_extra=lambda cfg: style_key(cfg.stylize)),
+          key_extra=lambda cfg: style_key(cfg.stylize), artifact=Stylized),
     # export reads the training cameras from the repair stage's artifact (the optimised one when
     # repair is off): refined with the splat when optimize.camera_refine was on.
     Stage("export", ("filters", "stylize", "repair"),
@@ -224,8 +230,15 @@ def run_stages(stages: list[Stage], ctx: Context, store: ArtifactStore, artifact
             t0 = time.perf_counter()
         key = stage_key(stage, cfg, ctx.device, [keys[i] for i in stage.inputs])
         cache = stage.cached and not stage.passes_through(cfg)
-        if cache and store.has(stage.name, key):
-            artifacts[stage.name] = store.load(stage.name, key)
+        hit = cache and store.has(stage.name, key)
+        if hit:
+            try:
+                artifacts[stage.name] = store.load(stage.name, key, stage.artifact)
+            except Unreadable as e:  # a damaged run folder: a cache miss, said once; the save below replaces it
+                obs.log(f"{stage.name}: the cached artifact {e.path} is unreadable ({e.reason}); "
+                        f"recomputing {stage.name}")
+                hit = False
+        if hit:
             cached[stage.name] = True
         else:
             ctx.stage_dir = store.folder(stage.name, key)

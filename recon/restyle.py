@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recon.cache import ArtifactStore, writable_folder
+from recon.cache import ArtifactStore, Unreadable, writable_folder
 from recon.errors import ReconError
 from recon.events import Observer
 from recon.pipeline import (GRAPH, STAGE_NAMES, Context, RunConfig, RunResult, Stage, resolve_device, run_stages,
@@ -35,8 +35,13 @@ def read_run(run_dir: Path) -> dict:
         raise ReconError("not a run folder (no run.json): make one with `recon run`", run_dir)
     try:
         data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ReconError(f"cannot read ({e})", path) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ReconError(f"cannot read ({e}): run `recon run` again with the same command, it rewrites it",
+                         path) from None
+    if not isinstance(data, dict) or not isinstance(data.get("config"), dict) \
+            or not isinstance(data.get("stage_keys", {}), dict):
+        raise ReconError("not a run.json recon wrote (no config or stage keys): run `recon run` again with the "
+                         "same command, it rewrites it", path)
     if "optimize" not in data.get("stage_keys", {}):
         raise ReconError("this run has no cached splat to stylise (it stopped before the optimise stage, or an "
                          "older recon made it): run `recon run` again with the same command, it resumes", path)
@@ -103,7 +108,11 @@ def stylize_run(p: Plan, obs: Observer, out: Path | None = None) -> RunResult:
     loaded: dict[str, Any] = {}
     for producer, store in p.inputs.values():
         if producer not in loaded:
-            loaded[producer] = store.load(producer, p.keys[producer])
+            try:
+                loaded[producer] = store.load(producer, p.keys[producer], GRAPH[STAGE_NAMES.index(producer)].artifact)
+            except Unreadable as e:  # only `recon run` can recompute it
+                raise ReconError(f"the cached {producer} stage is unreadable ({e.reason}): run `recon run` again "
+                                 "with the same command, it recomputes it", e.path) from None
     artifacts = {name: loaded[producer] for name, (producer, _) in p.inputs.items()}
     out = writable_folder(Path(out) if out is not None else p.run_dir)
     ctx = Context(p.cfg, out, resolve_device(p.cfg.device), obs)

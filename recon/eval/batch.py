@@ -25,7 +25,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from recon.cache import atomic_write_bytes, atomic_write_json
+from recon.cache import atomic_write_bytes, atomic_write_json, reason
 from recon.errors import ReconError
 from recon.eval.evaluate import TOKEN_FILE, Job, execute
 from recon.eval.protocols import Protocol, SceneRef
@@ -108,12 +108,20 @@ def layout_dir(out: Path, n_views: int, counts: list[int]) -> Path:
     return Path(out) if len(counts) == 1 else Path(out) / f"views{n_views}"
 
 
-def load_finished(job: Job) -> dict | None:
-    """The stored record of `job` when it finished with the same key and its renders are there."""
+def load_finished(job: Job, say: Callable[[str], None] | None = None) -> dict | None:
+    """The stored record of `job` when it finished with the same key and its renders are there.
+    A score.json that is there but unreadable (damaged, not a record) is a miss that `say` hears
+    of in one line."""
     path = Path(job.scene_dir) / "score.json"
+    if not path.exists():
+        return None
     try:
         record = json.loads(path.read_text())
-    except (OSError, ValueError):
+        if not isinstance(record, dict) or not isinstance(record.get("entry", {}), dict):
+            raise ValueError(f"it holds a {type(record).__name__}, not a score record")
+    except (OSError, ValueError) as e:  # ValueError: json.JSONDecodeError, UnicodeDecodeError
+        if say is not None:
+            say(f"  {job.label}: {path} is unreadable ({reason(e)}); evaluating it again")
         return None
     entry = record.get("entry", {})
     if record.get("key") != job.key() or entry.get("status") != "ok":
@@ -152,7 +160,7 @@ def run_batch(spec: BatchSpec, say: Callable[[str], None] | None = None) -> dict
     records: dict[str, dict] = {}
     todo = []
     for job in jobs:
-        record = None if spec.force else load_finished(job)
+        record = None if spec.force else load_finished(job, say)
         if record is not None:
             records[job.scene_dir] = record
         else:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from recon.cache import reason
 from recon.cpu_share import CpuShare
 from recon.events import Observer
 from recon.gaussians import Gaussians
@@ -48,10 +49,15 @@ def run_optimize(cfg: OptimizeConfig, scene: Scene, init: Gaussians, obs: Observ
     processes keep the cores busy."""
     trainer = Trainer(cfg, scene, init, device, obs)
     saver = Checkpointer(checkpoint, cfg.checkpoint_every_s)
-    state = saver.load()
+    state = saver.load(obs.log)
     if state is not None:
-        trainer.load_state_dict(state)
-        obs.log(f"optimize: resuming from the checkpoint at step {trainer.step}/{trainer.total}")
+        try:
+            trainer.load_state_dict(state)
+            obs.log(f"optimize: resuming from the checkpoint at step {trainer.step}/{trainer.total}")
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as e:
+            # a state of another shape (a hand-copied checkpoint): half loaded, so start a new Trainer
+            saver.unusable(f"{type(e).__name__}: {reason(e)}", obs.log)
+            trainer = Trainer(cfg, scene, init, device, obs)
     share = CpuShare() if share_cpu and device == "cpu" else None
     try:
         trainer.train(on_step=saver, before_step=share.apply if share is not None else None)

@@ -1,19 +1,27 @@
 """Checkpoints of a Trainer: its whole state, written atomically to one file in the run folder every
 few seconds of training and when the run is interrupted; a rerun of the same command resumes from
-it (the file sits in the optimise stage's cache folder, so a changed config starts afresh)."""
+it (the file sits in the optimise stage's cache folder, so a changed config starts afresh). A
+checkpoint that cannot be read (truncated, garbage, another format) costs only the resume: one line
+says so and training starts from step 0."""
 
 from __future__ import annotations
 
 import io
+import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 
-from recon.cache import atomic_write_bytes
+from recon.cache import UNREADABLE_ERRORS, atomic_write_bytes, reason
 from recon.errors import ReconError
 
 FORMAT = 1  # bump when the state's layout changes: an old checkpoint is then ignored
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 class Checkpointer:
@@ -43,15 +51,28 @@ class Checkpointer:
         self.saved_step = trainer.step
         self._last = time.perf_counter()
 
-    def load(self) -> dict | None:
-        """The saved state, or None when there is none (or it is from another format)."""
-        if self.path is None or not self.path.is_file():
+    def load(self, say: Callable[[str], None] | None = None) -> dict | None:
+        """The saved state, or None when there is none. A checkpoint that is there but cannot be
+        used (damaged, or from another format) is None too, and `say` gets one line naming it."""
+        if self.path is None or not self.path.exists():
             return None
         try:
             data = torch.load(self.path, map_location="cpu", weights_only=False)
-        except Exception:  # noqa: BLE001 - a damaged checkpoint only costs the resume
+        except UNREADABLE_ERRORS as e:
+            self.unusable(reason(e), say)
             return None
-        return data["state"] if isinstance(data, dict) and data.get("format") == FORMAT else None
+        if not isinstance(data, dict) or not isinstance(data.get("state"), dict):
+            self.unusable(f"it holds a {type(data).__name__}, not a checkpoint", say)
+            return None
+        if data.get("format") != FORMAT:
+            self.unusable(f"format {data.get('format')}, this recon writes format {FORMAT}", say)
+            return None
+        return data["state"]
+
+    def unusable(self, why: str, say: Callable[[str], None] | None = None) -> None:
+        """Say in one line (to `say`, else stderr) that the checkpoint cannot be resumed from and
+        training starts afresh."""
+        (say or _stderr)(f"optimize: the checkpoint {self.path} is unreadable ({why}); training starts from step 0")
 
     def remove(self) -> None:
         if self.path is not None and self.path.exists():
