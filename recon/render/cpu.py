@@ -3,9 +3,9 @@
 Projection and SH stay in torch (recon.render.projection, O(N·C), autograd); this module turns
 their screen-space outputs into images and back-propagates to them analytically.
 
-Kernel calls are serialised by a lock: each call already uses every core, and numba's fallback
-threading layer (workqueue, used where OpenMP/TBB are missing) aborts the process on concurrent
-parallel calls — e.g. the live viewer rendering while the optimiser steps.
+Kernel calls are serialised by a lock: each call already uses every core (cpu_kernels.run_chunks),
+so a second caller — the live viewer rendering while the optimiser steps — waits its turn
+instead of doubling the threads.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from . import cpu_binning as B
 from . import cpu_kernels as K
 
 KERNEL_LOCK = threading.Lock()
@@ -53,8 +54,12 @@ def bin_gaussians(
     tiles_y = (height + K.TILE - 1) // K.TILE
     # Stable sort: equal depths keep Gaussian-index order, as gsplat's radix sort does.
     order = torch.sort(depths.detach(), dim=1, stable=True).indices.to(torch.int32)
-    rects, n_vis = K.sorted_tile_rects(means2d, _np(radii), _np(order), tiles_x, tiles_y)
-    offsets, ids = K.bin_tiles(rects, n_vis, tiles_x, tiles_y, means2d, conics, opacities)
+    rects, n_vis = B.sorted_tile_rects(means2d, _np(radii), _np(order), tiles_x, tiles_y)
+    fstart = B.box_starts(rects, n_vis)
+    flags = np.empty(fstart[-1, n_vis[-1]] if len(n_vis) else 0, np.uint8)
+    for c in range(len(n_vis)):
+        K.run_chunks(B.touched_flags, int(n_vis[c]), rects, c, fstart, means2d, conics, opacities, flags)
+    offsets, ids = B.tile_lists(rects, n_vis, fstart, flags, tiles_x, tiles_y)
     return offsets, ids, tiles_x, tiles_y
 
 
@@ -79,37 +84,41 @@ class _RasterizeToPixels(torch.autograd.Function):
         dtype = colors.dtype
         # One dtype for every kernel argument, so numba compiles (and caches) one specialisation.
         xy, con, col, op = (_np(t.to(dtype)) for t in (means2d, conics, colors, opacities))
-        groups = _groups(col)
+        D = col.shape[-1]
         renders = []
         with KERNEL_LOCK:
             offsets, ids, tx, ty = bin_gaussians(xy, con, op, radii, depths, width, height)
-            for g in groups:
-                render, t_final, last = K.raster_fwd(xy, con, g, op, offsets, ids, width, height, tx, ty)
+            packed = [K.pack(xy, con, g, op) for g in _groups(col)]
+            for G in packed:
+                render, t_final, last = K.raster_fwd(G, offsets, ids, width, height, tx, ty)
                 renders.append(render)
-        ctx.kernel_args = (xy, con, groups, op, offsets, ids, width, height, tx, ty)
+        ctx.kernel_args = (packed, offsets, ids, width, height, tx, ty)
         ctx.kernel_dtype = dtype
         ctx.dtypes = (means2d.dtype, conics.dtype, colors.dtype, opacities.dtype)
         ctx.t_final = t_final
         ctx.last = last
         alphas = 1.0 - torch.from_numpy(t_final)[..., None]
-        render = np.concatenate(renders, axis=-1)[..., : col.shape[-1]]
-        return torch.from_numpy(np.ascontiguousarray(render)), alphas
+        render = renders[0] if len(renders) == 1 else np.concatenate(renders, axis=-1)
+        out = torch.from_numpy(render)
+        return (out if D == render.shape[-1] else out[..., :D]), alphas
 
     @staticmethod
     def backward(ctx, v_render, v_alphas):
-        xy, con, groups, op, offsets, ids, width, height, tx, ty = ctx.kernel_args
-        v_groups = _groups(_np(v_render.to(ctx.kernel_dtype)))
-        v_alpha = _np(v_alphas[..., 0].to(ctx.kernel_dtype))
-        no_alpha = np.zeros_like(v_alpha)
-        g_xy = g_conic = g_opac = None
-        g_colors = []
+        packed, offsets, ids, width, height, tx, ty = ctx.kernel_args
+        dtype = ctx.kernel_dtype
+        v_groups = _groups(_np(v_render.to(dtype)))
+        v_alpha = _np(v_alphas[..., 0].to(dtype))
+        no_alpha = np.zeros_like(v_alpha) if len(packed) > 1 else v_alpha
+        N = packed[0].shape[1]
         with KERNEL_LOCK:
-            for k, (g, vg) in enumerate(zip(groups, v_groups)):
-                gx, gc, gcol, go = K.raster_bwd(xy, con, g, op, offsets, ids, width, height, tx, ty,
-                                                ctx.t_final, ctx.last, vg, v_alpha if k == 0 else no_alpha)
-                g_colors.append(gcol)
-                g_xy, g_conic, g_opac = (gx, gc, go) if k == 0 else (g_xy + gx, g_conic + gc, g_opac + go)
-            g_color = np.ascontiguousarray(np.concatenate(g_colors, axis=-1)[:, : v_render.shape[-1]])
-            grads = K.scatter_isects(offsets, ids, tx * ty, op.shape[1], g_xy, g_conic, g_color, g_opac)
-        out = [torch.from_numpy(a).to(d) for a, d in zip(grads, ctx.dtypes)]
+            sums = []
+            for k, (G, vg) in enumerate(zip(packed, v_groups)):
+                g_isect = K.raster_bwd(G, offsets, ids, width, height, tx, ty, ctx.t_final, ctx.last, vg,
+                                       v_alpha if k == 0 else no_alpha)
+                sums.append(K.scatter_isects(offsets, ids, tx * ty, N, g_isect))
+        # rows: colour 0..3, opacity, conic a b c, mean x y (cpu_kernels._bwd_tiles)
+        geo = sums[0] if len(sums) == 1 else sum(sums)
+        g_color = np.concatenate([s[..., :4] for s in sums], axis=-1)[..., : v_render.shape[-1]]
+        grads = (geo[..., 8:10], geo[..., 5:8], g_color, geo[..., 4])
+        out = [torch.from_numpy(np.ascontiguousarray(a)).to(d) for a, d in zip(grads, ctx.dtypes)]
         return out[0], out[1], out[2], out[3], None, None, None, None

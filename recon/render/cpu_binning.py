@@ -1,8 +1,11 @@
 """Tile binning for the cpu backend (numba): which Gaussians touch which 16×16 tile, in depth order.
 
 Mirrors gsplat's isect_tiles + radix sort: every Gaussian is listed in each tile its per-axis
-radius box touches, and each tile's list is front to back (stable on equal depths). The per-
-intersection gradients of the backward pass are summed back per Gaussian here too.
+radius box touches and its ellipse reaches (`tile_touched`), and each tile's list is front to
+back (stable on equal depths). Serial `nogil` kernels: the one costly pass, the touched flags,
+runs over chunks of Gaussians on the cpu backend's threads (cpu.bin_gaussians); the per-tile
+lists come out sorted from one counting pass and one filling pass over the Gaussians in depth
+order (issue 26: the earlier per-tile-row scan of every visible Gaussian cost 5 ms a fox step).
 """
 
 from __future__ import annotations
@@ -10,12 +13,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 TILE = 16
 
 
-@njit(parallel=True, cache=True)
+@njit(nogil=True, cache=True)
 def sorted_tile_rects(means2d, radii, order, tiles_x, tiles_y):  # pragma: no cover - numba
     """Visible Gaussians per camera in depth order with their tile boxes.
 
@@ -26,7 +29,7 @@ def sorted_tile_rects(means2d, radii, order, tiles_x, tiles_y):  # pragma: no co
     C, N = order.shape
     rects = np.empty((C, N, 5), np.int32)
     n_vis = np.zeros(C, np.int64)
-    for c in prange(C):
+    for c in range(C):
         k = 0
         for j in range(N):
             g = order[c, j]
@@ -77,94 +80,68 @@ def tile_touched(gx, gy, a, b, c, thr, sx, sy, x0, y0):  # pragma: no cover - nu
     return m <= thr * 1.0001 + 1e-4  # float rounding stays on the inclusive side
 
 
-@njit(parallel=True, cache=True)
-def _touched_flags(rects, n_vis, means2d, conics, opacities):  # pragma: no cover - numba
-    """Per visible Gaussian, one flag per tile of its radius box (row-major within the box):
-    → flags [total] uint8, start [C, N+1] int64 (Gaussian k of camera c: flags[start[c,k]:...])."""
+@njit(nogil=True, cache=True)
+def box_starts(rects, n_vis):  # pragma: no cover - numba
+    """Where each visible Gaussian's flags start: one flag per tile of its radius box
+    (row-major within the box), cameras one after another. → start [C, N+1] int64."""
     C = rects.shape[0]
     start = np.zeros((C, rects.shape[1] + 1), np.int64)
+    base = 0
     for c in range(C):
+        start[c, 0] = base
         for k in range(n_vis[c]):
             start[c, k + 1] = start[c, k] + (rects[c, k, 2] - rects[c, k, 1]) * (rects[c, k, 4] - rects[c, k, 3])
-    base = np.zeros(C + 1, np.int64)
+        base = start[c, n_vis[c]]
+    return start
+
+
+@njit(nogil=True, cache=True)
+def touched_flags(rects, c, fstart, means2d, conics, opacities, flags, lo, hi):  # pragma: no cover
+    """flags of camera c's visible Gaussians [lo, hi): whether each reaches each tile of its box."""
+    for k in range(lo, hi):
+        g = rects[c, k, 0]
+        i = fstart[c, k]
+        a, b, cc = float(conics[c, g, 0]), float(conics[c, g, 1]), float(conics[c, g, 2])
+        thr = math.log(max(float(opacities[c, g]) * 255.0, 1.0))
+        if not (a * cc - b * b > 0.0 and a > 0.0 and cc > 0.0) or not thr < 1e30:
+            flags[i:fstart[c, k + 1]] = 1  # degenerate: keep every tile
+            continue
+        gx, gy, sx, sy = float(means2d[c, g, 0]), float(means2d[c, g, 1]), -b / a, -b / cc
+        for row in range(rects[c, k, 3], rects[c, k, 4]):
+            for x in range(rects[c, k, 1], rects[c, k, 2]):
+                flags[i] = tile_touched(gx, gy, a, b, cc, thr, sx, sy, x * TILE, row * TILE)
+                i += 1
+
+
+@njit(nogil=True, cache=True)
+def tile_lists(rects, n_vis, fstart, flags, tiles_x, tiles_y):  # pragma: no cover - numba
+    """Per-tile Gaussian lists, each in depth order: → offsets [C·ty·tx + 1] int64 (tile t's list
+    is ids[offsets[t]:offsets[t+1]]), ids [n_isect] int32 (Gaussian index within its camera).
+    Visiting the Gaussians in depth order and appending each to its tiles keeps every list
+    sorted without a sort."""
+    C = rects.shape[0]
+    n_tiles = tiles_x * tiles_y
+    offsets = np.zeros(C * n_tiles + 1, np.int64)
     for c in range(C):
-        base[c + 1] = base[c] + start[c, n_vis[c]]
-    flags = np.ones(base[C], np.uint8)
-    for c in range(C):
-        for k in prange(n_vis[c]):
-            g = rects[c, k, 0]
-            a, b, cc = float(conics[c, g, 0]), float(conics[c, g, 1]), float(conics[c, g, 2])
-            thr = math.log(max(float(opacities[c, g]) * 255.0, 1.0))
-            if not (a * cc - b * b > 0.0 and a > 0.0 and cc > 0.0) or not thr < 1e30:
-                continue  # degenerate: keep every tile
-            gx, gy, sx, sy = float(means2d[c, g, 0]), float(means2d[c, g, 1]), -b / a, -b / cc
-            i = base[c] + start[c, k]
+        for k in range(n_vis[c]):
+            i = fstart[c, k]
             for row in range(rects[c, k, 3], rects[c, k, 4]):
                 for x in range(rects[c, k, 1], rects[c, k, 2]):
-                    flags[i] = tile_touched(gx, gy, a, b, cc, thr, sx, sy, x * TILE, row * TILE)
+                    offsets[c * n_tiles + row * tiles_x + x + 1] += flags[i]
                     i += 1
-        start[c] += base[c]
-    return flags, start
-
-
-@njit(parallel=True, cache=True)
-def bin_tiles(rects, n_vis, tiles_x, tiles_y, means2d, conics, opacities):  # pragma: no cover - numba
-    """Per-tile Gaussian lists, each in depth order.
-
-    → offsets [C·ty·tx + 1] int64 (tile t's list is ids[offsets[t]:offsets[t+1]]), ids [n_isect]
-    int32 (Gaussian index within its camera). A Gaussian is listed in the tiles of its radius box
-    that it reaches (`tile_touched`). Parallel over (camera, tile row): each job scans the
-    depth-ordered visible list and keeps what touches its row, so lists come out sorted without
-    a sort and without write races.
-    """
-    flags, fstart = _touched_flags(rects, n_vis, means2d, conics, opacities)
-    C = rects.shape[0]
-    n_rows = C * tiles_y
-    counts = np.zeros(n_rows * tiles_x + 1, np.int64)
-    for job in prange(n_rows):
-        c = job // tiles_y
-        row = job % tiles_y
-        base = job * tiles_x + 1
-        for k in range(n_vis[c]):
-            if rects[c, k, 3] <= row < rects[c, k, 4]:
-                x0, x1 = rects[c, k, 1], rects[c, k, 2]
-                i = fstart[c, k] + (row - rects[c, k, 3]) * (x1 - x0)
-                for x in range(x0, x1):
-                    counts[base + x] += flags[i + x - x0]
-    offsets = np.cumsum(counts)
+    for t in range(C * n_tiles):
+        offsets[t + 1] += offsets[t]
     ids = np.empty(offsets[-1], np.int32)
-    for job in prange(n_rows):
-        c = job // tiles_y
-        row = job % tiles_y
-        cursor = offsets[job * tiles_x : (job + 1) * tiles_x].copy()
-        for k in range(n_vis[c]):
-            if rects[c, k, 3] <= row < rects[c, k, 4]:
-                x0, x1 = rects[c, k, 1], rects[c, k, 2]
-                i = fstart[c, k] + (row - rects[c, k, 3]) * (x1 - x0)
-                for x in range(x0, x1):
-                    if flags[i + x - x0]:
-                        ids[cursor[x]] = rects[c, k, 0]
-                        cursor[x] += 1
-    return offsets, ids
-
-
-@njit(cache=True)
-def scatter_isects(offsets, ids, n_tiles, N, g_xy, g_conic, g_color, g_opac):  # pragma: no cover
-    """Sum per-intersection gradients into per-(camera, Gaussian) arrays [C,N,...]."""
-    C = (offsets.shape[0] - 1) // n_tiles
-    D = g_color.shape[1]
-    v_xy = np.zeros((C, N, 2), g_xy.dtype)
-    v_conic = np.zeros((C, N, 3), g_xy.dtype)
-    v_color = np.zeros((C, N, D), g_xy.dtype)
-    v_opac = np.zeros((C, N), g_xy.dtype)
+    cursor = offsets[:-1].copy()
     for c in range(C):
-        for i in range(offsets[c * n_tiles], offsets[(c + 1) * n_tiles]):
-            g = ids[i]
-            v_xy[c, g, 0] += g_xy[i, 0]
-            v_xy[c, g, 1] += g_xy[i, 1]
-            for k in range(3):
-                v_conic[c, g, k] += g_conic[i, k]
-            for k in range(D):
-                v_color[c, g, k] += g_color[i, k]
-            v_opac[c, g] += g_opac[i]
-    return v_xy, v_conic, v_color, v_opac
+        for k in range(n_vis[c]):
+            i = fstart[c, k]
+            g = rects[c, k, 0]
+            for row in range(rects[c, k, 3], rects[c, k, 4]):
+                for x in range(rects[c, k, 1], rects[c, k, 2]):
+                    if flags[i]:
+                        t = c * n_tiles + row * tiles_x + x
+                        ids[cursor[t]] = g
+                        cursor[t] += 1
+                    i += 1
+    return offsets, ids

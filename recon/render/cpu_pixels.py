@@ -1,20 +1,18 @@
-"""The per-Gaussian pixel loops of the cpu backend (numba), written so LLVM vectorises them.
+"""The per-pixel arithmetic of the cpu backend (numba): one Gaussian over one 16-pixel row of a tile.
 
-Each function handles one Gaussian over pixels [jlo, jhi) of a 16×16 tile (row-major), with the
-per-pixel state in small arrays that stay in L1. What makes them vectorise (8-wide AVX2 or
-16-wide AVX-512 for float32, whichever the machine has; checked with LLVM's remarks and the asm):
-  - unsigned loop bounds: numba wraps negative indices, and with a signed index LLVM can't prove
-    the accesses are affine;
-  - error_model="numpy": no ZeroDivisionError branch inside the loop;
-  - exp(−σ) as a polynomial (LLVM has no vector exp without Intel's SVML);
-  - branch-free bodies (selects) and fastmath reassociation for the reductions, but without
-    'nnan'/'ninf' so non-finite inputs stay visible.
-Each is one fused pass per Gaussian over exactly four channels, each channel its own 1D array
-(c0..c3, a0..a3, vr0..vr3, b0..b3): with the channels as the rows of a 2D array, or a loop over
-them, LLVM gives up on vectorising and the loop runs 4-5× slower. The backward pass used to be
-three loops (alpha, one per channel, geometry) with w, 1/(1 − alpha) and the raw alpha kept in
-arrays between them; fused, nothing round-trips through memory and it runs 1.6× faster on the
-fast preset's DTU scan37 renders (cpu.py runs renders of other channel counts as groups of four).
+A tile's per-pixel state lives in one flat buffer S of `TILE * TILE`-long rows (T, the four
+channel sums, ...; the row offsets below), and each function here handles one Gaussian over the
+16 pixels of one tile row, a loop of constant trip count 16 that LLVM turns into a single
+16-wide (AVX-512) or two 8-wide (AVX2) vector passes. Why this shape (issue 26):
+  - every access is S[constant + base + q] off one pointer, so LLVM needs no run-time alias
+    checks (the earlier per-Gaussian loop over [jlo, jhi) of nine separate arrays spent ~300
+    instructions per call on them, as much as the arithmetic of a typical Gaussian);
+  - the row's dy is one scalar, so σ costs two FMAs per pixel, and the backward's geometric
+    sums need fewer products (see bwd_row);
+  - loop indices are unsigned (numba wraps negative indices, and with a signed index LLVM can't
+    prove the accesses affine), error_model="numpy" (no ZeroDivisionError branch), exp(−σ) as a
+    polynomial (LLVM has no vector exp without Intel's SVML), branch-free bodies and fastmath
+    reassociation without 'nnan'/'ninf' so non-finite inputs stay visible.
 """
 
 from __future__ import annotations
@@ -24,13 +22,30 @@ import math
 import numpy as np
 from numba import njit
 
-from .cpu_binning import TILE
-
+TILE = 16
+P = TILE * TILE
 ALPHA_MIN = 1.0 / 255.0
 ALPHA_MAX = 0.999
 T_EPS = 1e-4
 FASTMATH = {"reassoc", "nsz", "contract", "arcp"}
 JIT = dict(fastmath=FASTMATH, error_model="numpy", cache=True)
+
+U16 = np.uint64(TILE)
+# Forward state rows: T (transmittance), A0..A3 (channel sums), STOP (list position of the last
+# Gaussian composited, as a float), LIVE (1 until the pixel hits the T ≤ 1e-4 stop).
+F_A0, F_A1, F_A2, F_A3, F_STOP, F_LIVE = (np.uint64(k * P) for k in range(1, 7))
+FWD_ROWS = 7
+# Backward state rows: T, VA (d loss/d alpha_out · T_end), STOP, VR0..VR3 (d loss/d render),
+# B0..B3 (colour · weight of what lies behind), then the per-Gaussian accumulators, 16 wide.
+B_VA, B_STOP, B_VR0, B_VR1, B_VR2, B_VR3, B_B0, B_B1, B_B2, B_B3 = (np.uint64(k * P) for k in range(1, 11))
+N_ACC = 10  # colour 0..3, Σv, Σv·dx, Σv·dx², Σv·dy, Σv·dx·dy, Σv·dy² (v = d loss/d σ)
+# The accumulators are per pixel too (rows 11..20), written once per (Gaussian, row) and summed
+# over the Gaussian's rows afterwards (acc_sums): addressed off the same row base as the state,
+# they keep every access a constant distance apart. (One 16-wide accumulator at a fixed place
+# is a run-time distance from the row's state, and with ten of them LLVM's alias checks gave up
+# on vectorising the loop: 8× slower.)
+ACC0, ACC1, ACC2, ACC3, ACC4, ACC5, ACC6, ACC7, ACC8, ACC9 = (np.uint64((11 + k) * P) for k in range(N_ACC))
+BWD_ROWS = 11 + N_ACC
 
 
 @njit(inline="always", fastmath=FASTMATH)
@@ -71,102 +86,92 @@ def tile_rows(gy, a, b, c, o, y0):  # pragma: no cover - numba
 
 
 @njit(inline="always", fastmath=FASTMATH)
-def _raw_alpha(gx, gy, ca, cb, cc, o, px, py, F):  # pragma: no cover - numba
-    """→ (σ, o·exp(−σ) unclamped, dx, dy) at one pixel centre."""
-    dx = gx - px
-    dy = gy - py
-    sig = F(0.5) * (ca * dx * dx + cc * dy * dy) + cb * dx * dy
-    return sig, o * exp_neg(min(max(sig, F(0.0)), F(6.0)), F), dx, dy
-
-
-@njit(**JIT)
-def fwd_pixels(gx, gy, ca, cb, cc, o, k_i, pxs, pys, T, stop, live, c0, c1, c2, c3, a0, a1, a2, a3, jlo, jhi):
-    """Composite one Gaussian (colour c0..c3) over pixels [jlo, jhi): updates T, stop (its list
-    position k_i where composited), live, and the four channel sums a0..a3.
-    → pixels that just hit the T ≤ 1e-4 stop."""
-    F = T.dtype.type
-    n_ended = F(0.0)  # a float count: an int64 one would halve the vector width
-    for j in range(jlo, jhi):
-        sig, raw, _, _ = _raw_alpha(gx, gy, ca, cb, cc, o, pxs[j], pys[j], F)
+def fwd_row(S, base, gxr, dy, hca, cb, hcc, o, k_i, c0, c1, c2, c3, F):  # pragma: no cover
+    """Composite one Gaussian (colour c0..c3, list position k_i) over the row of pixels
+    S[base:base+16]. gxr = mean x − the row's first pixel centre, dy = mean y − the row's centre
+    line, hca/hcc = half the conic's diagonal. Updates T, the channel sums, STOP and LIVE."""
+    bdy = cb * dy
+    cdy = hcc * dy * dy
+    for q in range(U16):
+        j = base + q
+        dx = gxr - F(q)
+        sig = (hca * dx + bdy) * dx + cdy
+        raw = o * exp_neg(min(max(sig, F(0.0)), F(6.0)), F)
         alpha = min(F(ALPHA_MAX), raw)
-        hit = (sig >= F(0.0)) & (alpha >= F(ALPHA_MIN)) & (live[j] != 0)
-        nt = T[j] * (F(1.0) - alpha)
-        ends = hit & (nt <= F(T_EPS))
+        T = S[j]
+        live = S[F_LIVE + j]
+        hit = (sig >= F(0.0)) & (alpha >= F(ALPHA_MIN)) & (live != F(0.0))
+        nt = T * (F(1.0) - alpha)
         use = hit & (nt > F(T_EPS))
-        w = alpha * T[j] if use else F(0.0)
-        a0[j] += w * c0
-        a1[j] += w * c1
-        a2[j] += w * c2
-        a3[j] += w * c3
-        T[j] = nt if use else T[j]
-        stop[j] = k_i if use else stop[j]
-        live[j] = 0 if ends else live[j]
-        n_ended += F(1.0) if ends else F(0.0)
-    return int(n_ended)
+        w = alpha * T if use else F(0.0)
+        S[F_A0 + j] += w * c0
+        S[F_A1 + j] += w * c1
+        S[F_A2 + j] += w * c2
+        S[F_A3 + j] += w * c3
+        S[j] = nt if use else T
+        S[F_STOP + j] = k_i if use else S[F_STOP + j]
+        S[F_LIVE + j] = F(0.0) if hit & (nt <= F(T_EPS)) else live
 
 
-@njit(**JIT)
-def bwd_pixels(gx, gy, ca, cb, cc, o, k_i, pxs, pys, T, va_out, stop, c0, c1, c2, c3,
-               vr0, vr1, vr2, vr3, b0, b1, b2, b3, jlo, jhi):  # fmt: skip
-    """Backward for one Gaussian (reverse order) over pixels [jlo, jhi), in one pass: T becomes
-    the transmittance in front of it (T/(1 − alpha), as gsplat); d out/d alpha = c·T −
-    behind/(1 − alpha) per channel (behind: b0..b3, the colour·weight of what lies behind, grown
-    here) plus the alpha output's share (va_out); then alpha = o·e^−σ back to the opacity, conic
-    and 2D mean. Clamped alpha (o·e^−σ > 0.999) has no gradient, as in gsplat.
-    → (the four colour gradients, opacity, conic a, b, c, mean x, y), summed over the pixels."""
-    F = T.dtype.type
-    s0 = s1 = s2 = s3 = s_op = s_a = s_b = s_c = s_x = s_y = F(0.0)
-    for j in range(jlo, jhi):
-        sig, raw, dx, dy = _raw_alpha(gx, gy, ca, cb, cc, o, pxs[j], pys[j], F)
+@njit(inline="always", fastmath=FASTMATH)
+def bwd_row(S, base, gxr, dy, hca, cb, hcc, o, k_i, c0, c1, c2, c3, F):  # pragma: no cover
+    """Backward of one Gaussian (reverse order) over the row S[base:base+16], as gsplat: T
+    becomes the transmittance in front of it (T/(1 − alpha)); d out/d alpha = c·T −
+    behind/(1 − alpha) per channel (behind grows here) plus the alpha output's share (VA); then
+    v = d loss/d σ = −alpha·d loss/d alpha. Adds to the 16-wide accumulators: the four colour
+    gradients and the six sums from which opacity, conic and mean gradients follow (dy is
+    constant along the row, so Σv·dy and friends replace per-pixel products). Clamped alpha
+    (o·e^−σ > 0.999) has no gradient, as in gsplat."""
+    bdy = cb * dy
+    cdy = hcc * dy * dy
+    dy2 = dy * dy
+    for q in range(U16):
+        j = base + q
+        dx = gxr - F(q)
+        sig = (hca * dx + bdy) * dx + cdy
+        raw = o * exp_neg(min(max(sig, F(0.0)), F(6.0)), F)
         alpha = min(F(ALPHA_MAX), raw)
-        hit = (sig >= F(0.0)) & (alpha >= F(ALPHA_MIN)) & (k_i <= stop[j])
+        hit = (sig >= F(0.0)) & (alpha >= F(ALPHA_MIN)) & (k_i <= S[B_STOP + j])
         ra = F(1.0) / (F(1.0) - alpha)
-        t = T[j] * ra if hit else T[j]
-        T[j] = t
+        T = S[j]
+        t = T * ra if hit else T
+        S[j] = t
         w = alpha * t if hit else F(0.0)
-        va = va_out[j] * ra
-        va += (c0 * t - b0[j] * ra) * vr0[j]
-        va += (c1 * t - b1[j] * ra) * vr1[j]
-        va += (c2 * t - b2[j] * ra) * vr2[j]
-        va += (c3 * t - b3[j] * ra) * vr3[j]
-        s0 += w * vr0[j]
-        s1 += w * vr1[j]
-        s2 += w * vr2[j]
-        s3 += w * vr3[j]
-        b0[j] += c0 * w
-        b1[j] += c1 * w
-        b2[j] += c2 * w
-        b3[j] += c3 * w
-        va = va if hit & (raw <= F(ALPHA_MAX)) else F(0.0)
-        v_sig = -raw * va
-        s_op += raw * va
-        s_a += dx * dx * v_sig
-        s_b += dx * dy * v_sig
-        s_c += dy * dy * v_sig
-        s_x += v_sig * (ca * dx + cb * dy)
-        s_y += v_sig * (cb * dx + cc * dy)
-    # d alpha/d o = e^−σ = raw/o; the conic's diagonal enters σ with a factor 1/2.
-    return s0, s1, s2, s3, s_op / o, F(0.5) * s_a, s_b, F(0.5) * s_c, s_x, s_y
+        vr0, vr1, vr2, vr3 = S[B_VR0 + j], S[B_VR1 + j], S[B_VR2 + j], S[B_VR3 + j]
+        b0, b1, b2, b3 = S[B_B0 + j], S[B_B1 + j], S[B_B2 + j], S[B_B3 + j]
+        va = S[B_VA + j] * ra
+        va += (c0 * t - b0 * ra) * vr0
+        va += (c1 * t - b1 * ra) * vr1
+        va += (c2 * t - b2 * ra) * vr2
+        va += (c3 * t - b3 * ra) * vr3
+        S[B_B0 + j] = b0 + c0 * w
+        S[B_B1 + j] = b1 + c1 * w
+        S[B_B2 + j] = b2 + c2 * w
+        S[B_B3 + j] = b3 + c3 * w
+        v = -raw * va if hit & (raw <= F(ALPHA_MAX)) else F(0.0)
+        vx = v * dx
+        S[ACC0 + j] = w * vr0
+        S[ACC1 + j] = w * vr1
+        S[ACC2 + j] = w * vr2
+        S[ACC3 + j] = w * vr3
+        S[ACC4 + j] = v
+        S[ACC5 + j] = vx
+        S[ACC6 + j] = vx * dx
+        S[ACC7 + j] = v * dy
+        S[ACC8 + j] = vx * dy
+        S[ACC9 + j] = v * dy2
 
 
-@njit(cache=True)
-def spread_stride(n_jobs):  # pragma: no cover - numba
-    """A stride coprime with n_jobs near n_jobs/φ. Visiting tiles as (k·stride) mod n_jobs makes
-    every contiguous block of k — what each thread gets under numba's static schedule — a sample
-    spread over the whole image, so threads get similar work without a dynamic queue."""
-    stride = max(1, int(n_jobs * 0.6180339887))
-    while math.gcd(stride, n_jobs) != 1:
-        stride += 1
-    return stride
-
-
-@njit(inline="always")
-def tile_pixels(x0, y0, dtype):  # pragma: no cover - numba
-    """Pixel-centre coordinates of a tile's 256 pixels, row-major."""
-    F = dtype.type
-    pxs = np.empty(TILE * TILE, dtype)
-    pys = np.empty(TILE * TILE, dtype)
-    for j in range(TILE * TILE):
-        pxs[j] = F(x0 + j % TILE) + F(0.5)
-        pys[j] = F(y0 + j // TILE) + F(0.5)
-    return pxs, pys
+@njit(inline="always", fastmath=FASTMATH)
+def acc_sums(S, out, jlo, jhi, F):  # pragma: no cover - numba
+    """The ten accumulators summed over pixels [jlo, jhi) (the Gaussian's rows) into out[0:10],
+    and zeroed: bwd_row overwrites them in the rows it visits, and a row it skips (every pixel of
+    it stopped in front) must read as zero. (Zeroing skipped rows in an else branch instead made
+    numba keep an atomic reference count and a vzeroupper around every row.)"""
+    for k in range(N_ACC):
+        s = F(0.0)
+        off = ACC0 + np.uint64(k * P)
+        for j in range(jlo, jhi):
+            s += S[off + j]
+            S[off + j] = F(0.0)
+        out[k] = s
