@@ -173,3 +173,46 @@ def verified_pairs(path: Path) -> list[tuple[int, int, int]]:
             a, b = pycolmap.pair_id_to_image_pair(pid)
             out.append((int(a), int(b), len(g.inlier_matches)))
     return sorted(out, key=lambda t: -t[2])
+
+
+STILL_PX = 2.0
+"""Matches that move less than this (the photos' pixels) between two photos stand still."""
+STILL_SHARE = 0.5
+"""A pair whose verified matches stand still in more than this share was taken by a camera that did
+not move: the object turned in front of a still background (a turntable). Real camera moves leave
+few such matches (distant points shift by several pixels even on LLFF's forward-facing captures)."""
+
+
+def drop_still_matches(path: Path, px: float = STILL_PX, share: float = STILL_SHARE) -> list[tuple[int, int, int, int]]:
+    """Remove the still matches of pairs taken by a camera that did not move (see STILL_SHARE): a
+    still background tells nothing about how the camera moved around the object, yet thousands of
+    such matches make SfM fail slowly or pose every photo at one spot. The pair's verification is
+    deleted too, to be redone on the matches that moved. Returns (image_id1, image_id2, still,
+    verified) per such pair."""
+    import pycolmap
+
+    out = []
+    with pycolmap.Database.open(str(path)) as db:
+        pair_ids, geoms = db.read_two_view_geometries()
+        kps: dict[int, np.ndarray] = {}
+
+        def moved(a: int, b: int, m: np.ndarray) -> np.ndarray:
+            for i in (a, b):
+                if i not in kps:
+                    kps[i] = np.asarray(db.read_keypoints(i))[:, :2]
+            return np.linalg.norm(kps[a][m[:, 0]] - kps[b][m[:, 1]], axis=1)
+
+        for pid, g in zip(pair_ids, geoms):
+            a, b = (int(i) for i in pycolmap.pair_id_to_image_pair(pid))
+            inliers = np.asarray(g.inlier_matches).reshape(-1, 2)
+            still = int((moved(a, b, inliers) < px).sum()) if len(inliers) else 0
+            if not len(inliers) or still <= share * len(inliers):
+                continue
+            raw = np.asarray(db.read_matches(a, b)).reshape(-1, 2)
+            keep = raw[moved(a, b, raw) >= px]
+            db.delete_matches(a, b)
+            db.delete_two_view_geometry(a, b)
+            if len(keep):
+                db.write_matches(a, b, np.ascontiguousarray(keep, dtype=np.uint32))
+            out.append((a, b, still, len(inliers)))
+    return out

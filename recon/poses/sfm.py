@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from recon.poses.database import (
-    KeypointMerger, extract_sift, group_cameras, image_key, new_database, verified_pairs, write_sift,
+    KeypointMerger, drop_still_matches, extract_sift, group_cameras, image_key, new_database, verified_pairs,
+    write_sift,
 )
 from recon.scene import View
 
@@ -128,16 +129,37 @@ def _match(db_path: Path, views: Sequence[View], ids: list[int], opts: SfmOption
         pycolmap.match_exhaustive(str(db_path), matching_options=mo, verification_options=tv,
                                   device=pycolmap.Device.cpu)
         log(f"exhaustive matching ({time.perf_counter() - t:.1f} s)")
+    else:
+        merger = KeypointMerger(len(views))
+        for i in range(len(views)):
+            for j in range(i + 1, len(views)):
+                xy_i, xy_j = matcher(views[i], views[j])
+                merger.add(i, j, xy_i, xy_j)
+        merger.write(db_path, ids)
+        _verify(db_path, views, ids, list(merger.matches), tv, workdir)
+    _drop_still(db_path, views, ids, tv, workdir, log)
+
+
+def _verify(db_path: Path, views: Sequence[View], ids: list[int], pairs: list[tuple[int, int]], tv,
+            workdir: Path) -> None:
+    """Geometric verification of the raw matches of `pairs` (indices into views)."""
+    import pycolmap
+
+    listing = workdir / "pairs.txt"
+    listing.write_text("".join(f"{image_key(views[i])} {image_key(views[j])}\n" for i, j in pairs))
+    pycolmap.verify_matches(str(db_path), str(listing), options=tv)
+
+
+def _drop_still(db_path: Path, views: Sequence[View], ids: list[int], tv, workdir: Path, log: Log) -> None:
+    """A still background (the object turned, the camera stood): match only what moved."""
+    still = drop_still_matches(db_path)
+    if not still:
         return
-    merger = KeypointMerger(len(views))
-    for i in range(len(views)):
-        for j in range(i + 1, len(views)):
-            xy_i, xy_j = matcher(views[i], views[j])
-            merger.add(i, j, xy_i, xy_j)
-    merger.write(db_path, ids)
-    pairs = workdir / "pairs.txt"
-    pairs.write_text("".join(f"{image_key(views[i])} {image_key(views[j])}\n" for i, j in merger.matches))
-    pycolmap.verify_matches(str(db_path), str(pairs), options=tv)
+    index = {iid: k for k, iid in enumerate(ids)}
+    log(f"{len(still)} of {len(views) * (len(views) - 1) // 2} pairs match mostly at the same pixels "
+        f"({sum(s for *_, s, _ in still)} of {sum(n for *_, n in still)} verified matches): a camera that did not "
+        "move, with the object turning in front of a still background; matching again on what moved")
+    _verify(db_path, views, ids, [(index[a], index[b]) for a, b, *_ in still], tv, workdir)
 
 
 def _score(rec) -> tuple[int, float]:

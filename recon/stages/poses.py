@@ -251,7 +251,11 @@ def _choose(sift: _Estimate | None, learned: _Estimate | None, n: int, log) -> _
 
     diff = pose_errors({k: c.world_to_cam for k, c in sift.cameras.items()},
                        {k: c.world_to_cam for k, c in learned.cameras.items()}).rot_max
-    agree = not np.isfinite(diff) or diff <= AGREE_DEG
+    if not np.isfinite(diff):  # fewer than two views posed by both: nothing to compare
+        log(f"SIFT and the learned matcher each posed {len(sift.cameras)} of {n} views, not two of the same: "
+            "keeping SIFT's poses")
+        return sift
+    agree = diff <= AGREE_DEG
     log(f"SIFT and the learned matcher {'agree' if agree else 'disagree'} (relative rotations up to "
         f"{diff:.1f}° apart): keeping {'SIFT' if agree else 'the learned matcher'}'s poses")
     return sift if agree else learned
