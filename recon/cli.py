@@ -101,7 +101,7 @@ def _start_live_viewer(obs, host: str, port: int):
 def _print_summary(result, seconds: float) -> None:
     from rich.console import Console
 
-    c = Console(stderr=True)
+    c = Console(stderr=True, soft_wrap=True)
     scene = result.artifacts.get("poses") or result.artifacts["source"]
     reg = scene.meta.get("registration")
     registered = sum(1 for r in reg.values() if r.get("registered")) if reg else len(scene)

@@ -17,7 +17,7 @@ class ConsoleProgress(Observer):
     """Prints stage lines and shows a progress bar with step, loss, PSNR and Gaussian count."""
 
     def __init__(self, console: Console | None = None, quiet: bool = False) -> None:
-        self.console = console or Console(stderr=True)
+        self.console = console or Console(stderr=True, soft_wrap=True)  # whole lines in logs and CI
         self.quiet = quiet
         self._progress: Progress | None = None
         self._task = None
