@@ -42,7 +42,16 @@ def ssim(a: Tensor, b: Tensor, window: int = 11) -> Tensor:
 def photometric_loss(render: Tensor, target: Tensor, ssim_lambda: float, weight: Tensor | None = None) -> Tensor:
     """(1-λ)·L1 + λ·(1-SSIM), 3DGS's loss. render/target: [B,H,W,3]. weight [H,W] (≥ 0, optional):
     per-pixel loss weights (a filter's trust map, a repaired view's confidence); both terms become
-    weighted means, so a weight map of ones gives the plain loss."""
+    weighted means, so a weight map of ones gives the plain loss.
+
+    Training on the CPU without weights takes recon.l1_ssim's fused numba pass (loss and
+    gradient at once, ~4× faster than these torch ops on 2 cores; the same values to float
+    rounding, tests/test_l1_ssim.py)."""
+    if weight is None and ssim_lambda > 0 and render.requires_grad and torch.is_grad_enabled():
+        from recon import l1_ssim
+
+        if l1_ssim.fits(render, target):
+            return l1_ssim.l1_ssim_loss(render, target, ssim_lambda)
     if weight is None:
         l1 = (render - target).abs().mean()
     else:

@@ -5,8 +5,9 @@ classic, pinhole), which stays the readable specification and the test oracle. I
 projection is ~60 elementwise ops forward and twice that backward over [C,N] tensors; each op is
 its own OpenMP region, and on a 2-core machine their thread wake-ups cost more than the arithmetic
 (scripts/bench_raster.py case b, 2 threads: forward+backward went from 0.67 s to 0.37 s when the
-projection moved here). Here each Gaussian is one loop iteration
-(numba.prange over N, cameras inside, so per-Gaussian gradients sum without races).
+projection moved here). Here each Gaussian is one loop iteration (cameras inside, so per-Gaussian
+gradients sum without races), the Gaussians cut into contiguous chunks run on the cpu backend's
+threads (cpu_kernels.run_chunks: serial `nogil` kernels compile in a fraction of a parfor's time).
 
 Arithmetic is float64 inside (inputs may be float32); outputs take the input dtype. No fastmath:
 radii are ceil()s of float expressions and should match the torch version bit for bit in practice.
@@ -20,10 +21,11 @@ import math
 
 import numpy as np
 import torch
-from numba import njit, prange
+from numba import njit
 from torch import Tensor
 
 from .cpu import KERNEL_LOCK
+from .cpu_kernels import run_chunks
 from .projection import ALPHA_THRESHOLD, EPS2D, MAX_RADIUS, Projected
 
 _JIT = dict(cache=True, error_model="numpy")
@@ -125,26 +127,26 @@ def _radii(mx, my, c00, c11, o, width, height):  # pragma: no cover - numba
     return int(min(rx, MAX_RADIUS)), int(min(ry, MAX_RADIUS)), True
 
 
-@njit(parallel=True, **_JIT)
-def project_fwd(
-    means, quats, scales, opacities, viewmats, Ks, width, height, near, far
-):  # pragma: no cover - numba
+def project_fwd(means, quats, scales, opacities, viewmats, Ks, width, height, near, far):
     """→ means2d [C,N,2], conics [C,N,3], depths [C,N] (input dtype), radii [C,N,2] int32."""
-    N = means.shape[0]
-    C = viewmats.shape[0]
-    dt = means.dtype
-    means2d = np.zeros((C, N, 2), dt)
-    conics = np.zeros((C, N, 3), dt)
-    depths = np.zeros((C, N), dt)
-    radii = np.zeros((C, N, 2), np.int32)
-    for n in prange(N):
-        _project_one(n, means, quats, scales, opacities, viewmats, Ks, width, height, near, far,
-                     means2d, conics, depths, radii)  # fmt: skip
+    N, C, dt = means.shape[0], viewmats.shape[0], means.dtype
+    means2d, conics = np.zeros((C, N, 2), dt), np.zeros((C, N, 3), dt)
+    depths, radii = np.zeros((C, N), dt), np.zeros((C, N, 2), np.int32)
+    run_chunks(_project_range, N, means, quats, scales, opacities, viewmats, Ks, width, height, near, far,
+               means2d, conics, depths, radii)  # fmt: skip
     return means2d, conics, depths, radii
 
 
-# The loop bodies live in plain (non-parallel) functions: numba's parfor array analysis mistakes
-# the small float tuples used here for array shapes when they sit inside the prange loop.
+@njit(nogil=True, **_JIT)
+def _project_range(
+    means, quats, scales, opacities, viewmats, Ks, width, height, near, far,
+    means2d, conics, depths, radii, lo, hi,
+):  # pragma: no cover - numba  # fmt: skip
+    for n in range(lo, hi):
+        _project_one(n, means, quats, scales, opacities, viewmats, Ks, width, height, near, far,
+                     means2d, conics, depths, radii)  # fmt: skip
+
+
 @njit(**_JIT)
 def _project_one(
     n, means, quats, scales, opacities, viewmats, Ks, width, height, near, far,
@@ -175,20 +177,23 @@ def _project_one(
         radii[c, n, 0], radii[c, n, 1] = rx, ry
 
 
-@njit(parallel=True, **_JIT)
-def project_bwd(
-    means, quats, scales, viewmats, Ks, width, height, radii, v_means2d, v_conics, v_depths
-):  # pragma: no cover - numba
+def project_bwd(means, quats, scales, viewmats, Ks, width, height, radii, v_means2d, v_conics, v_depths):
     """Gradients of the forward's outputs → v_means [N,3], v_quats [N,4], v_scales [N,3]."""
-    N = means.shape[0]
-    dt = means.dtype
-    v_means = np.zeros((N, 3), dt)
-    v_quats = np.zeros((N, 4), dt)
-    v_scales = np.zeros((N, 3), dt)
-    for n in prange(N):
+    N, dt = means.shape[0], means.dtype
+    v_means, v_quats, v_scales = np.zeros((N, 3), dt), np.zeros((N, 4), dt), np.zeros((N, 3), dt)
+    run_chunks(_project_bwd_range, N, means, quats, scales, viewmats, Ks, width, height, radii,
+               v_means2d, v_conics, v_depths, v_means, v_quats, v_scales)  # fmt: skip
+    return v_means, v_quats, v_scales
+
+
+@njit(nogil=True, **_JIT)
+def _project_bwd_range(
+    means, quats, scales, viewmats, Ks, width, height, radii, v_means2d, v_conics, v_depths,
+    v_means, v_quats, v_scales, lo, hi,
+):  # pragma: no cover - numba  # fmt: skip
+    for n in range(lo, hi):
         _project_one_bwd(n, means, quats, scales, viewmats, Ks, width, height, radii,
                          v_means2d, v_conics, v_depths, v_means, v_quats, v_scales)  # fmt: skip
-    return v_means, v_quats, v_scales
 
 
 @njit(**_JIT)
