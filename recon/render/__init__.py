@@ -75,6 +75,10 @@ def rasterize(
             near_plane=near_plane, far_plane=far_plane,
         )  # fmt: skip
     else:
+        if name == "cpu":
+            from .warmup import wait
+
+            wait()  # a background compilation of the kernels (a new install's first run), if any
         proj = _project_fn(name, viewmats, Ks)(
             means, quats, scales, opacities, viewmats, Ks, width, height, near_plane, far_plane
         )

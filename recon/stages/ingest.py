@@ -26,9 +26,12 @@ class IngestConfig:
 
 
 def run_ingest(cfg: IngestConfig, images: Path, obs: Observer) -> Scene:
-    """Load `images` (a dataset folder with cameras, or a plain folder of photos)."""
+    """Load `images` (a dataset folder with cameras, or a plain folder of photos). On a new
+    install without CUDA, the CPU rasterizer's compilation starts here in the background, so
+    it runs beside ingest and poses (recon.render.warmup)."""
     from recon.io.detect import load_scene
 
+    _warm_up_rasterizer(obs)
     images = Path(images)
     if not images.exists():
         raise ReconError("no such file or folder", images)
@@ -47,3 +50,12 @@ def run_ingest(cfg: IngestConfig, images: Path, obs: Observer) -> Scene:
     masks = "with masks" if scene.has_masks else "no masks"
     obs.log(f"ingest: {len(scene)} views from {scene.source} ({masks})")
     return scene
+
+
+def _warm_up_rasterizer(obs: Observer) -> None:
+    import torch
+
+    from recon.render import warmup
+
+    if not torch.cuda.is_available():
+        warmup.start(obs.log)
