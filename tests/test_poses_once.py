@@ -82,3 +82,22 @@ def test_three_views_of_unknown_focal_are_checked(calls, tmp_path):
 def test_three_views_with_exif_focal_stand_alone(calls, tmp_path):
     run_poses(CFG, _scene(3, "exif35"), tmp_path, Log())
     assert calls["learned_runs"] == 0
+
+
+def test_a_mapping_try_stops_at_its_time_limit(monkeypatch, tmp_path):
+    """A try that would run on (COLMAP's mapper stuck in bundle adjustment) is cancelled."""
+    import time
+
+    import pycolmap
+
+    def stuck(db, work, out, options, cancellation_token):
+        t = time.perf_counter()
+        while not cancellation_token.is_cancelled:
+            assert time.perf_counter() - t < 10, "never cancelled"
+            time.sleep(0.01)
+        raise InterruptedError("Operation cancelled")
+
+    monkeypatch.setattr(pycolmap, "incremental_mapping", stuck)
+    t = time.perf_counter()
+    assert sfm._map(tmp_path / "db", tmp_path, tmp_path, None, limit=0.2) is None
+    assert 0.2 <= time.perf_counter() - t < 2

@@ -187,25 +187,29 @@ def _strong(result: SfmResult, level: int, opts: SfmOptions) -> bool:
 def _reconstruct(views: Sequence[View], focal_known: dict[str, bool], opts: SfmOptions, features: str,
                  matcher: PairMatcher | None, work: Path, log: Log) -> tuple[SfmResult, int]:
     """One pass: database, matching, mapping attempts. Returns (best result, level that made it)."""
-    import pycolmap
-
     db_path = work / "database.db"
     groups = group_cameras(views, focal_known, opts.share_cameras)
     ids = new_database(db_path, views, groups, opts.camera_model)
     _match(db_path, views, ids, opts, features, matcher, work, log)
     pairs = verified_pairs(db_path)
     log("verified pairs (image ids: inliers): " + (", ".join(f"{a}-{b}:{n}" for a, b, n in pairs[:20]) or "none"))
-    best, best_level, tries = None, 0, 0
+    best, best_level, tries, limit = None, 0, 0, None
     for level, init in _attempts(pairs, opts):
         out = work / f"{features}_try{tries}"
         out.mkdir(exist_ok=True)
         t = time.perf_counter()
-        recs = pycolmap.incremental_mapping(str(db_path), str(work), str(out), _mapper_options(opts, level, init))
+        recs = _map(db_path, work, out, _mapper_options(opts, level, init), limit)
         tries += 1
+        seconds = time.perf_counter() - t
+        limit = limit or max(TRY_MIN_S, TRY_TIMES * seconds)
+        if recs is None:
+            log(f"{features} try {tries} (level {level}, initial pair {init or 'auto'}): stopped at its time limit "
+                f"({seconds:.0f} s)")
+            continue
         rec = max(recs.values(), key=_score, default=None)
         got = rec.num_reg_images() if rec is not None else 0
         log(f"{features} try {tries} (level {level}, initial pair {init or 'auto'}): {got}/{len(views)} registered"
-            f" ({time.perf_counter() - t:.1f} s)")
+            f" ({seconds:.1f} s)")
         if rec is not None and (best is None or _score(rec) > _score(best)):
             best, best_level = rec, level
         if got == len(views):
@@ -213,6 +217,32 @@ def _reconstruct(views: Sequence[View], focal_known: dict[str, bool], opts: SfmO
     result = _to_result(best, views, ids, opts)
     result.best_pair_inliers = pairs[0][2] if pairs else 0
     return result, best_level
+
+
+TRY_MIN_S, TRY_TIMES = 20.0, 5.0
+"""A mapping try after the first stops after this many seconds, or this many times the first try's
+time if longer: a forced initial pair can send COLMAP's mapper into minutes of bundle adjustment
+(the squirrel's 8 photos, XFeat's matches: 349 s for the try after a 4 s one, both 6/8)."""
+
+
+def _map(db_path: Path, work: Path, out: Path, options, limit: float | None) -> dict | None:
+    """COLMAP's incremental mapping, cancelled after `limit` seconds (None: no limit); None if it was."""
+    import threading
+
+    import pycolmap
+
+    token = pycolmap.CancellationToken()
+    timer = threading.Timer(limit, token.cancel) if limit else None
+    if timer:
+        timer.daemon = True
+        timer.start()
+    try:
+        return pycolmap.incremental_mapping(str(db_path), str(work), str(out), options, cancellation_token=token)
+    except InterruptedError:
+        return None
+    finally:
+        if timer:
+            timer.cancel()
 
 
 @contextmanager
