@@ -73,6 +73,32 @@ def _squirrel(n: int):
     return [gt.views[i] for i in holdout_split(n, len(gt)).train], gt.meta["image_files"]
 
 
+def _squirrel_still(n: int):
+    """A turntable with a still background, made from squirrel_ring: each photo's squirrel (its
+    black backdrop thresholded away, not u2netp's mask, which the object check itself uses) pasted
+    on one fixed photo of lund_door, as if the room stood still while the object turned."""
+    from PIL import Image
+    from scipy import ndimage
+
+    views, files = _squirrel(n)
+    out = Path(tempfile.gettempdir()) / f"bench_poses_still_{n}"
+    out.mkdir(exist_ok=True)
+    room = Image.open(DATA / "lund_door" / "images" / "DSC_0001.JPG").convert("RGB")
+    made = {}
+    for v in views:
+        made[v.name] = str(out / f"{v.name}.jpg")
+        if Path(made[v.name]).exists():
+            continue
+        photo = np.asarray(Image.open(files[v.name]).convert("RGB"), np.float32) / 255
+        bright = ndimage.gaussian_filter(photo.max(-1), 2) > 0.12
+        labels, count = ndimage.label(bright)
+        biggest = labels == 1 + int(np.argmax(ndimage.sum(bright, labels, range(1, count + 1))))
+        alpha = ndimage.gaussian_filter(ndimage.binary_fill_holes(biggest).astype(np.float32), 1)[..., None]
+        back = np.asarray(room.resize(photo.shape[1::-1]), np.float32) / 255
+        Image.fromarray(np.uint8(255 * (alpha * photo + (1 - alpha) * back) + 0.5)).save(made[v.name], quality=95)
+    return views, made
+
+
 def _sacre():
     """10 tourist photos without ground truth: only how many register."""
     folder = DATA / "sacre_coeur_crowds" / "images"
@@ -105,6 +131,7 @@ CASES = {
     "squirrel4": ("squirrel_ring, 4 photos 90° apart (0/9/18/27)", lambda: _squirrel(4)),
     "squirrel6": ("squirrel_ring, 6 photos 60° apart", lambda: _squirrel(6)),
     "squirrel8": ("squirrel_ring, 8 photos (every 4th: 40° apart, one gap of 80°)", lambda: _squirrel(8)),
+    "squirrel6still": ("squirrel_ring, 6 photos 60° apart, pasted on a still background", lambda: _squirrel_still(6)),
     "sacre10": ("sacre_coeur_crowds, 10 tourist photos (no ground truth)", _sacre),
 }
 
