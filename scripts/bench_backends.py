@@ -135,7 +135,11 @@ def run_child(cache_dir: str, reps: int) -> dict:
     torch.set_num_threads(1)
     args, visible = _inputs()
     warp_run, warp_version = _warp_backend(cache_dir)
-    backends = {"numba": lambda *a: cpu_kernels.raster_fwd(*a)[:2], "warp": warp_run}
+    def numba_run(xy, con, col, op, offsets, ids, width, height, tx, ty):
+        G = cpu_kernels.pack(xy, con, col, op)  # the tile kernels take packed Gaussians (issue 26)
+        return cpu_kernels.raster_fwd(G, offsets, ids, width, height, tx, ty)[:2]
+
+    backends = {"numba": numba_run, "warp": warp_run}
     out = {"visible": visible, "isects": int(len(args[5])), "load": os.getloadavg()[0],
            "versions": f"numba {numba.__version__}, warp {warp_version}"}  # fmt: skip
     images = {}
