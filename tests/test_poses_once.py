@@ -101,3 +101,23 @@ def test_a_mapping_try_stops_at_its_time_limit(monkeypatch, tmp_path):
     t = time.perf_counter()
     assert sfm._map(tmp_path / "db", tmp_path, tmp_path, None, limit=0.2) is None
     assert 0.2 <= time.perf_counter() - t < 2
+
+
+def test_object_capture_skips_the_learned_matcher(calls, monkeypatch, tmp_path):
+    """Photos of one object around it: SIFT's weak model goes to the object check, not to XFeat."""
+    from recon.poses import object_capture
+
+    calls["sift_strong"] = False
+    seen = {}
+
+    def object_check(cfg, scene, best, found, log):
+        seen["found"] = found
+        return best
+
+    monkeypatch.setattr(object_capture, "object_masks",
+                        lambda views: object_capture.ObjectMasks([np.ones((H, W), bool)] * len(views), True, "test"))
+    monkeypatch.setattr(poses, "_object_check", object_check)
+    log = Log()
+    run_poses(PosesConfig(), _scene(4, "default"), tmp_path, log)
+    assert calls["learned_runs"] == 0 and seen["found"].is_object
+    assert any("no learned matcher" in line for line in log.lines)

@@ -88,7 +88,7 @@ def test_the_check_keeps_right_cameras_and_refuses_cameras_that_barely_move():
     assert refused.use_orbit and refused.orbit_coherence >= COHERENT
 
 
-def test_photos_that_are_no_orbit_get_one_line_error(monkeypatch, tmp_path):
+def test_photos_that_are_no_orbit_get_one_line_error(tmp_path):
     from recon.poses import object_capture
     from recon.stages.poses import PosesConfig, _object_check
 
@@ -101,14 +101,12 @@ def test_photos_that_are_no_orbit_get_one_line_error(monkeypatch, tmp_path):
         cy, cx = 60 + rng.integers(-5, 6), 80 + rng.integers(-10, 11)
         m[cy - half_h:cy + half_h, cx - half_w:cx + half_w] = True
         masks.append(m)
-    monkeypatch.setattr(object_capture, "object_masks",
-                        lambda views: object_capture.ObjectMasks(masks, True, "test"))
     from recon.scene import Scene
 
     scene = Scene([View(f"p{i}", i, _intrinsics(), np.zeros((H, W, 3), np.float32)) for i in range(5)],
                   source=str(tmp_path))
     with pytest.raises(ReconError) as e:
-        _object_check(PosesConfig(), scene, None, lambda m: None)
+        _object_check(PosesConfig(), scene, None, object_capture.ObjectMasks(masks, True, "test"), lambda m: None)
     msg = str(e.value)
     assert "\n" not in msg and "orbit" in msg and "silhouettes" in msg
 

@@ -170,6 +170,13 @@ def _estimate(cfg: PosesConfig, scene: Scene, obs: Observer) -> _Estimate:
         sift = _from_sfm(run_sfm(scene.views, focal_known, _sfm_options(cfg), log), scene)
     if spec and cfg.method == "auto" and sift is not None and _sift_alone(sift, scene, focal_known, log):
         spec = None
+    checks_object = cfg.method == "auto" and cfg.capture != "scene" and (len(scene) >= MIN_VIEWS or
+                                                                          cfg.capture == "orbit")
+    found = _object_masks(cfg, scene, log) if checks_object else None
+    if spec and found is not None and found.is_object:
+        log("one object photographed around it: no learned matcher (it is not rotation-invariant, and on the "
+            "squirrel's and the temple's photos it posed views 175–179° off)")
+        spec = None
     if spec and cfg.method in ("auto", "learned"):
         matcher = make_matcher(spec, cfg.device)
         log(f"learned path: {matcher.name} matches + COLMAP SfM")
@@ -179,8 +186,8 @@ def _estimate(cfg: PosesConfig, scene: Scene, obs: Observer) -> _Estimate:
     if cfg.prior and cfg.method in ("auto", "learned") and (best is None or len(best.cameras) < len(scene)):
         est = _from_prior(cfg, scene, log)
         best = est if best is None or len(est.cameras) >= len(best.cameras) else best
-    if cfg.method == "auto" and cfg.capture != "scene" and (len(scene) >= MIN_VIEWS or cfg.capture == "orbit"):
-        best = _object_check(cfg, scene, best, log)
+    if found is not None:
+        best = _object_check(cfg, scene, best, found, log)
     if best is None:  # method=sfm/auto always runs SfM, so only an unreachable config lands here
         raise ReconError("no pose estimation path ran", scene.source)
     if cfg.method == "auto" and learned_matcher(cfg) is None and cfg.matcher == "auto":
@@ -208,18 +215,25 @@ def _sift_alone(sift: _Estimate, scene: Scene, focal_known: dict[str, bool], log
     return True
 
 
-def _object_check(cfg: PosesConfig, scene: Scene, best: _Estimate | None, log) -> _Estimate | None:
-    """The matched estimate checked against the object's silhouettes, or the orbit path's cameras
-    (recon/poses/object_capture.py). Photos that are not of one object pass unchecked."""
-    from recon.poses.object_capture import decide, object_masks
+def _object_masks(cfg: PosesConfig, scene: Scene, log):
+    """u2netp's object masks and whether the photos are of one object (ObjectMasks), or None where
+    the masks' package is missing (an error where the orbit path is asked for)."""
+    from recon.poses.object_capture import object_masks
 
     try:
-        found = object_masks(scene.views)
+        return object_masks(scene.views)
     except ReconError as e:
         if cfg.capture == "orbit":
             raise
         log(f"no object check ({e})")
-        return best
+        return None
+
+
+def _object_check(cfg: PosesConfig, scene: Scene, best: _Estimate | None, found, log) -> _Estimate | None:
+    """The matched estimate checked against the object's silhouettes (`found`: ObjectMasks), or the
+    orbit path's cameras (recon/poses/object_capture.py). Photos not of one object pass unchecked."""
+    from recon.poses.object_capture import decide
+
     if not found.is_object:
         if cfg.capture == "orbit":
             raise ReconError(f"the orbit path needs one object in every photo, but {found.why}", scene.source)
