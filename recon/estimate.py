@@ -11,17 +11,17 @@ import os
 
 from recon.scene import Scene
 
-# optimise: ms per step ≈ STEP_MS[0] + STEP_MS[1] × megapixels of one view. Fast preset, 2 cores,
-# 2026-12-02: DTU scan37 3 × 400×300 57 ms (19k Gaussians), LLFF fern 3 × 504×378 82 ms (60k),
-# data/four_views 4 × 536×800 87 ms (8k); the Gaussian count, unknown ahead, makes it ±30%.
-CPU_STEP_MS = (50.0, 100.0)
+# optimise: ms per step ≈ STEP_MS[0] + STEP_MS[1] × megapixels of one view, the stage's own
+# overheads (renders, checkpoints) included. Fast preset, 2 cores (AMD EPYC), 2026-12-06: the
+# quick start (data/four_views, 4 × 536×800, ~24k Gaussians) 109, 122 and 134 s for 1000 steps in
+# three fresh clones; the Gaussian count, unknown ahead, makes it ±30% on other scenes.
+CPU_STEP_MS = (50.0, 168.0)
 GPU_STEP_MS = (2.0, 5.0)
-# poses from plain photos, s: SIFT + SfM (four_views at 800 px: 3.6 s; the affine-SIFT retry that
+# poses from plain photos, s: SIFT + SfM (the quick start: 7.5-9.3 s; the affine-SIFT retry that
 # weak models get takes several times longer)
 SFM_S = (1.0, 2.5)  # fixed, per view
-# init with stereo seeds, s per view and megapixel (DTU scan37, 3 × 400×300: 2.5 s); seeding from
-# SfM points instead takes well under a second
-INIT_S_PER_VIEW_MP = 7.0
+# init with stereo seeds, s per view and megapixel (the quick start: 16-23 s, median 18.3)
+INIT_S_PER_VIEW_MP = 10.7
 
 
 def estimate_seconds(scene: Scene, steps: int, device: str, posed: bool, seeds: bool | None = None
@@ -52,4 +52,6 @@ def describe(scene: Scene, steps: int, device: str, posed: bool, seeds: bool | N
 
 
 def _fmt(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 600 else f"{seconds / 60:.0f} min"
