@@ -236,11 +236,16 @@ def _map(db_path: Path, work: Path, out: Path, options, limit: float | None) -> 
     if timer:
         timer.daemon = True
         timer.start()
+    before = pycolmap.logging.minloglevel
+    # "Failed to create any sparse model" is an ERROR line of COLMAP's for a try that registers
+    # nothing: our own log line says what each try registered.
+    pycolmap.logging.minloglevel = int(pycolmap.logging.FATAL)
     try:
         return pycolmap.incremental_mapping(str(db_path), str(work), str(out), options, cancellation_token=token)
     except InterruptedError:
         return None
     finally:
+        pycolmap.logging.minloglevel = before
         if timer:
             timer.cancel()
 
