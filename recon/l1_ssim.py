@@ -206,7 +206,7 @@ def fits(render: Tensor, target: Tensor) -> bool:
 
 def l1_ssim_loss(render: Tensor, target: Tensor, lam: float) -> Tensor:
     """(1 − λ)·mean|render − target| + λ·(1 − SSIM) of [1,H,W,C] CPU images (see `fits`)."""
-    from recon.render.warmup import wait
+    from recon.compile_child import wait
 
     wait()
     return _L1SSIM.apply(render, target, float(lam))

@@ -1,8 +1,8 @@
-"""recon.render.warmup: the background compilation of a new install's first run."""
+"""recon.warmup: the background compilation of a new install's first run."""
 
 from __future__ import annotations
 
-from recon.render import warmup
+from recon import warmup
 
 
 def test_cached_after_the_kernels_ran_and_no_child_then():

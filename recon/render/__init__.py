@@ -76,7 +76,7 @@ def rasterize(
         )  # fmt: skip
     else:
         if name == "cpu":
-            from .warmup import wait
+            from recon.compile_child import wait
 
             wait()  # a background compilation of the kernels (a new install's first run), if any
         proj = _project_fn(name, viewmats, Ks)(

@@ -28,7 +28,7 @@ class IngestConfig:
 def run_ingest(cfg: IngestConfig, images: Path, obs: Observer) -> Scene:
     """Load `images` (a dataset folder with cameras, or a plain folder of photos). On a new
     install without CUDA, the CPU rasterizer's compilation starts here in the background, so
-    it runs beside ingest and poses (recon.render.warmup)."""
+    it runs beside ingest and poses (recon.warmup)."""
     from recon.io.detect import load_scene
 
     _warm_up_rasterizer(obs)
@@ -55,7 +55,7 @@ def run_ingest(cfg: IngestConfig, images: Path, obs: Observer) -> Scene:
 def _warm_up_rasterizer(obs: Observer) -> None:
     import torch
 
-    from recon.render import warmup
+    from recon import warmup
 
     if not torch.cuda.is_available():
         warmup.start(obs.log)

@@ -10,18 +10,12 @@ the same process would hold the GIL through numba's Python-heavy typing passes; 
 prepared at install needs numba and torch in pip's isolated build environment, and a C++
 extension a compiler at install time.
 
-    python -m recon.render.warmup     # compile (or load) every float32 kernel a run uses
+    python -m recon.warmup     # compile (or load) every float32 kernel a run uses
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import threading
-import time
-
-_child: subprocess.Popen | None = None
-_lock = threading.Lock()
+from recon.compile_child import launch, wait  # noqa: F401  (wait: for callers of this module)
 
 
 def _dispatchers() -> list:
@@ -56,34 +50,10 @@ def _float32_or_int(signature: str) -> bool:
 
 def start(log=print) -> bool:
     """Compile the kernels in a child process unless they are cached; → whether it started."""
-    global _child
-    with _lock:
-        if _child is not None or kernels_cached():
-            return False
-        _child = subprocess.Popen([sys.executable, "-m", "recon.render.warmup"], stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if kernels_cached() or not launch("recon.warmup"):
+        return False
     log("compiling the CPU rasterizer in the background (the first run of this install only, ~10 s of one core)")
     return True
-
-
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def wait(log=_stderr) -> float:
-    """Before the first kernel call: wait for a background compilation, if one runs; → seconds."""
-    global _child
-    if _child is None:
-        return 0.0
-    with _lock:
-        if _child is None:
-            return 0.0
-        t0 = time.perf_counter()
-        if _child.poll() is None:
-            log("waiting for the CPU rasterizer's compilation to finish")
-        _child.wait()
-        _child = None
-    return time.perf_counter() - t0
 
 
 def compile_all() -> None:
