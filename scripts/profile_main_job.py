@@ -44,6 +44,7 @@ def main() -> None:
     install(ph)
     ph.wrap(DefaultStrategy, "step_pre_backward", "densification")
     ph.wrap(DefaultStrategy, "step_post_backward", "densification")
+    _wrap_parts(ph)
     steps: list[float] = []
     one_step = Trainer._one_step
 
@@ -66,6 +67,28 @@ def main() -> None:
         print(f"| {name} | {med:.1f} | {mean:.1f} |")
 
 
+PART_HOOKS = ("prepare_target", "camera", "photo_render", "pixel_weight", "view_loss", "extra_loss", "after_step")
+PART = "part: "
+"""Rows of the Trainer's parts (forward work only, their own renders included, so they overlap
+the render rows and stay out of the sums)."""
+
+
+def _wrap_parts(ph: Phases) -> None:
+    import importlib
+    import pkgutil
+
+    import recon.train.parts as parts
+    from recon.train.part import Part
+
+    for info in pkgutil.iter_modules(parts.__path__):
+        module = importlib.import_module(f"recon.train.parts.{info.name}")
+        for cls in vars(module).values():
+            if isinstance(cls, type) and issubclass(cls, Part) and cls is not Part and cls.__module__ == module.__name__:
+                for hook in PART_HOOKS:
+                    if hook in vars(cls):
+                        ph.wrap(cls, hook, f"{PART}{cls.__name__}.{hook}")
+
+
 def _rows(ph: Phases, steps: list[float]) -> list[tuple[str, float, float]]:
     """(phase, median ms, mean ms), the backward's torch part apart from recon's kernels, and what
     no timer covers (parts, Python) as the rest."""
@@ -75,7 +98,8 @@ def _rows(ph: Phases, steps: list[float]) -> list[tuple[str, float, float]]:
         padded = values + [0.0] * (n - len(values))  # a phase that did not run on a step took 0
         return 1000 * statistics.median(padded), 1000 * sum(padded) / n
 
-    table = {k: stats(v) for k, v in ph.times.items()}
+    table = {k: stats(v) for k, v in ph.times.items() if not k.startswith(PART)}
+    parts = sorted(((k, *stats(v)) for k, v in ph.times.items() if k.startswith(PART)), key=lambda r: -r[2])
     kernels_bwd = ("raster bwd (pixels)", "raster bwd (sum per Gaussian)", "projection bwd")
     rows = [(k, *v) for k, v in table.items() if k != "backward (all)"]
     if "backward (all)" in table:
@@ -84,7 +108,7 @@ def _rows(ph: Phases, steps: list[float]) -> list[tuple[str, float, float]]:
     step_med, step_mean = 1000 * statistics.median(steps), 1000 * statistics.mean(steps)
     rows.append(("rest (parts' losses, Python)", step_med - sum(r[1] for r in rows), step_mean - sum(r[2] for r in rows)))
     rows.append(("**step**", step_med, step_mean))
-    return rows
+    return rows + [(f"{k} (forward, its renders included)", med, mean) for k, med, mean in parts]
 
 
 if __name__ == "__main__":
