@@ -129,7 +129,7 @@ GRAPH: list[Stage] = [
     Stage("ingest", ("source",), lambda ctx, s: s, "recon.stages.ingest", cached=False),
     Stage("poses", ("ingest",), _poses, "recon.stages.poses", artifact=Scene),
     Stage("masks", ("poses",), lambda ctx, s: run_masks(ctx.cfg.ingest.masks, s, ctx.run_dir, ctx.obs),
-          "recon.stages.masks", passthrough=lambda cfg: cfg.ingest.masks != "auto",
+          "recon.stages.masks", passthrough=lambda cfg: cfg.ingest.masks == "none",
           key_extra=lambda cfg: cfg.ingest.masks, artifact=Scene),
     Stage("filters", ("masks",), _filters, "recon.stages.filters", passthrough=lambda cfg: not cfg.filters.enabled,
           artifact=Scene),

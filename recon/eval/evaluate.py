@@ -178,7 +178,9 @@ def _train_and_score(job: Job, work: Path, sub: Path, obs: Observer | None) -> d
                          job.protocol.options(), prep.split.train, job.train_masks])
     # Fixed threads: a benchmark's numbers must not depend on what else the machine was doing.
     cfg = replace(job.cfg, share_cpu=False)
-    cfg = replace(cfg, ingest=replace(cfg.ingest, masks="auto" if job.train_masks == "auto" else "files"))
+    # none means none: not even the masks the pipeline makes by itself for photos the orbit path posed.
+    masks = {"auto": "auto", "gt": "files", "none": "none"}[job.train_masks]
+    cfg = replace(cfg, ingest=replace(cfg.ingest, masks=masks))
     watch, posed = _PosesWatch(), None
     observers.add(watch)
     try:

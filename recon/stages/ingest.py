@@ -18,7 +18,8 @@ class IngestConfig:
     max_size: int | None = 1600
     """Longest image side in pixels after loading; larger photos are resized down. None keeps them."""
     masks: Literal["files", "auto", "none"] = "files"
-    """Object masks. files: the dataset's mask files (or RGBA alpha) when every view has one;
+    """Object masks. files: the dataset's mask files (or RGBA alpha) when every view has one, and
+    automatic masks (as auto) for photos without files that the orbit path posed around an object;
     auto: made by u2netp and refined across the posed views (the masks stage; needs
     `pip install 'recon[learned]'`), replacing any files; none: no masks. For photos of an object
     on a background, auto lets init carve a visual hull and training fit the object alone; a scene

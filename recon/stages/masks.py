@@ -1,4 +1,5 @@
-"""masks: object masks for posed views that have none, when asked (`--config.ingest.masks auto`).
+"""masks: object masks for posed views that have none, when asked (`--config.ingest.masks auto`)
+or where the poses stage's orbit path posed photos taken around one object.
 
 u2netp's per-view salient-object probability (recon/masks/saliency.py), made consistent across the
 views with their poses (recon/masks/refine.py: a k-of-n soft visual hull, then GrabCut from its
@@ -23,7 +24,15 @@ from recon.scene import Scene
 
 
 def run_masks(mode: str, scene: Scene, run_dir: Path, obs: Observer, model: str | None = None) -> Scene:
-    """The scene with automatic masks (mode "auto"), or unchanged."""
+    """The scene with automatic masks (mode "auto", or "files" where the orbit path posed photos
+    that have no mask files), or unchanged."""
+    if mode == "files" and not scene.has_masks and scene.meta.get("poses_method") == "orbit":
+        # Four photos 90° apart without masks: the splat explained each photo by faint Gaussians
+        # along its own rays, and the views between them were nearly empty (mean brightness
+        # 0.004 against the photos' 0.10); with masks 0.12-0.14 (docs/benchmarks.md).
+        obs.log("masks: photos taken around one object (the orbit path posed them): automatic masks, so the "
+                "splat grows inside the object's hull (--config.ingest.masks none: without)")
+        mode = "auto"
     if mode != "auto":
         return scene
     t0 = time.perf_counter()
