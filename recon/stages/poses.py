@@ -151,7 +151,8 @@ AGREE_DEG = 2.0
 
 def _estimate(cfg: PosesConfig, scene: Scene, obs: Observer) -> _Estimate:
     """Run the paths the config allows. method auto runs SIFT, then the learned matcher unless
-    SIFT's model is trusted alone (`_sift_alone`): the one that poses more views wins; when both pose all, SIFT's sub-pixel keypoints win if the
+    SIFT's model is trusted alone (`_sift_alone`) or the photos are of one object around it: the
+    one that poses more views wins; when both pose all, SIFT's sub-pixel keypoints win if the
     two agree (within AGREE_DEG), the learned matcher if they do not (on DTU scan37's wide
     triplets SIFT returned confident models 13° and 83° off, XFeat + LighterGlue 1.3° and 4.7°)."""
     from recon.poses.sfm import run_sfm
