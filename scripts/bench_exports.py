@@ -2,7 +2,7 @@
 DTU scan37 against the visual hull of its 49 ground-truth masks.
 
     python scripts/bench_exports.py                 # makes the fast-preset splats if missing
-    python scripts/bench_exports.py --no-append     # print only
+    python scripts/bench_exports.py --no-docs       # print only
 
 1. For the DTU scan37 and LLFF fern 3-view fast-preset splats (`recon eval ... --preset fast`,
    made into --work when absent): each format's file size, and the PSNR of renders of the file read
@@ -13,8 +13,8 @@ DTU scan37 against the visual hull of its 49 ground-truth masks.
    in scene units and as a share of the hull's diagonal; and a picture: photo | mesh (shaded) |
    mesh (vertex colours) for a training view and a held-out one, in docs/images/.
 
-Appends a dated section to docs/benchmarks.md unless --no-append. Seconds are wall time on a
-shared 2-core machine: noisy.
+Replaces its section of docs/benchmarks.md (`<!-- bench:exports -->`) unless --no-docs. Seconds
+are wall time on a shared 2-core machine: noisy.
 """
 
 from __future__ import annotations
@@ -208,10 +208,11 @@ def section(format_table: list[str], mesh_table: list[str], command: str) -> str
     import open3d
 
     return "\n".join([
-        f"\n## Exports: splat formats, and the DTU scan37 mesh against its visual hull (issue 19) — {date.today()}\n",
+        "## Exports\n",
+        f"- Command: `{command}`. Splats: `recon eval --views 3 --preset fast` of DTU scan37 and LLFF fern.",
         f"- Machine: {platform.platform()}, {os.cpu_count()} CPU cores, no GPU, load average "
         f"{os.getloadavg()[0]:.1f} (seconds are noisy); torch {torch.__version__}, open3d {open3d.__version__}.",
-        f"- Command: `{command}`. Splats: `recon eval --views 3 --preset fast` of DTU scan37 and LLFF fern.",
+        f"- Date: {date.today()}",
         "- PSNR: renders of the file read back against renders of the full .ply, from the 3 training cameras",
         "  and 8 cameras between them on the `--path cameras` spline (mean over the 11 views, and the worst).\n",
         "| scene | format | size | smaller by | PSNR against the .ply's renders (dB) |", "|---|---|---|---|---|",
@@ -221,15 +222,16 @@ def section(format_table: list[str], mesh_table: list[str], command: str) -> str
         "200,000 points on the mesh to the hull's surface voxels, completeness = the other way.\n",
         "| method | vertices | triangles | time | accuracy | completeness | Chamfer (mean of both) |",
         "|---|---|---|---|---|---|---|", *mesh_table,
-        f"\nPicture (`{PICTURE.relative_to(ROOT)}`): photo | mesh, shaded | mesh, vertex colours — view "
-        f"{PICTURE_VIEWS[0]} (training) above, {PICTURE_VIEWS[1]} (held out) below.\n",
+        f"\n![DTU scan37 mesh: photo, mesh shaded, mesh in vertex colours; view {PICTURE_VIEWS[0]} (training) above, "
+        f"{PICTURE_VIEWS[1]} (held out) below]({PICTURE.relative_to(ROOT / 'docs')})",
     ])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "recon_bench_exports")
-    ap.add_argument("--no-append", action="store_true", help="print the tables, do not touch docs/benchmarks.md")
+    ap.add_argument("--no-docs", "--no-append", dest="no_docs", action="store_true",
+                    help="print the tables, do not touch docs/benchmarks.md")
     args = ap.parse_args()
     runs = {name: make_run(name, args.work) for name in SCENES}
     format_table = [row for name, run in runs.items() for row in format_rows(name, run)]
@@ -238,9 +240,10 @@ def main() -> None:
     print(f"picture: {PICTURE}")
     text = section(format_table, mesh_table, " ".join(["python", "scripts/bench_exports.py", *sys.argv[1:]]))
     print(text)
-    if not args.no_append:
-        with open(ROOT / "docs" / "benchmarks.md", "a") as f:
-            f.write(text)
+    if not args.no_docs:
+        from bench_doc import replace_section
+
+        replace_section("exports", text)
 
 
 if __name__ == "__main__":

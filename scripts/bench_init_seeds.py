@@ -4,7 +4,7 @@ along the epipolar lines (SIFT, XFeat; a pair alone or agreed on by a third view
 trains on. Per source: points, seconds, and how well its depths agree with the plane sweep's
 confident depths in the first training view (where both exist).
 
-    python scripts/bench_init_seeds.py            # prints the table, appends it to docs/benchmarks.md
+    python scripts/bench_init_seeds.py            # prints the table, puts it in docs/benchmarks.md (--no-docs: not)
 
 The quality each source gives a trained splat is in scripts/bench_quality.py --parts ("triangulated").
 """
@@ -84,21 +84,24 @@ def measure(name: str) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scenes", nargs="+", default=["dtu_scan37", "llff_fern"], choices=["dtu_scan37", "llff_fern"])
-    ap.add_argument("--no-append", action="store_true", help="print the table, do not touch docs/benchmarks.md")
+    ap.add_argument("--no-docs", "--no-append", dest="no_docs", action="store_true",
+                    help="print only, do not touch docs/benchmarks.md")
     args = ap.parse_args()
     lines = ["| scene | source | points | seconds | on a confident sweep pixel of view 0 | median |Δz|/z there | within 2% |",
              "|---|---|---|---|---|---|---|"]
     for name in args.scenes:
         lines += measure(name)
     report = "\n".join([
-        f"\n## Seeds with known poses: plane sweep against triangulated features (issue 15) — {date.today().isoformat()}\n",
-        f"- Machine: {platform.platform()}, {os.cpu_count()} CPU cores; load average {os.getloadavg()[0]:.1f} at the end",
+        "## Seeds with known poses\n",
         f"- Command: `python scripts/bench_init_seeds.py {' '.join(sys.argv[1:])}` (3 training views, full photos)",
+        f"- Machine: {platform.platform()}, {os.cpu_count()} CPU cores; load average {os.getloadavg()[0]:.1f} at the end",
+        f"- Date: {date.today().isoformat()}",
         "", *lines, ""]) + "\n"
     print(report)
-    if not args.no_append:
-        with open(ROOT / "docs" / "benchmarks.md", "a") as f:
-            f.write(report)
+    if not args.no_docs:
+        from bench_doc import replace_section
+
+        replace_section("init-seeds", report)
 
 
 if __name__ == "__main__":

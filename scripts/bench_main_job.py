@@ -7,10 +7,12 @@ discs too, and over 10× the middle one, needles proper; and the mean alpha the 
 cover from an 8-camera orbit),
 seconds; and a picture from the viewer's default framing, row by row.
 
-    python scripts/bench_main_job.py                 # the fast preset before issue 15, + anisotropy, now
+    python scripts/bench_main_job.py                 # every row: the fast preset and what it was built from
+    python scripts/bench_main_job.py --rows "the fast preset"   # one row (the others on the page stay)
     python scripts/bench_main_job.py --resume        # rows already scored in runs/bench_main_job are read
 
-Needs ../shared/data/lund_door. Appends a dated section to docs/benchmarks.md unless --no-append.
+Needs ../shared/data/lund_door. Puts the latest row per run in its section of docs/benchmarks.md
+(`<!-- bench:main-job -->`) unless --no-docs.
 """
 
 from __future__ import annotations
@@ -36,15 +38,19 @@ NO_FILL = ["--config.init.stereo.fill-stride", "0"]  # the preset's stereo fill 
 # Each row says what it measured then, on top of today's fast preset: the parts added since are off.
 SFM_INIT = ["--config.init.method", "auto", "--config.init.no-random-hidden"]  # the SfM points, as before seeds
 NEAREST = ["--config.init.stereo.fill-farthest", "0", "--config.init.no-random-hidden"]
-ROWS = {  # flags on top of --preset fast
-    "fast before issue 15": [R + "opacity-decay.factor", "1.0", R + "anisotropy.weight", "0", *NO_FILL, *SFM_INIT],
-    "fast before + anisotropy 1.0": [R + "opacity-decay.factor", "1.0", *NO_FILL, *SFM_INIT],
-    "fast (decay 0.995 + anisotropy 1.0)": NO_FILL + SFM_INIT,
-    "fast, seeded by stereo instead of the SfM points": NEAREST,
-    "fast (… + the fill at the farthest depth within 2×)": ["--config.init.no-random-hidden"],
-    "fast, no random seeds": ["--config.init.num-random", "0", "--config.init.no-random-hidden"],
-    "fast (… + random seeds behind the stereo depth only): the preset now": [],
+ROWS = {  # flags on top of --preset fast: the preset, and the steps it was built from
+    "SfM points, no opacity decay, no anisotropy term": [R + "opacity-decay.factor", "1.0", R + "anisotropy.weight",
+                                                         "0", *NO_FILL, *SFM_INIT],
+    "SfM points, anisotropy 1.0": [R + "opacity-decay.factor", "1.0", *NO_FILL, *SFM_INIT],
+    "SfM points, decay 0.995 + anisotropy 1.0": NO_FILL + SFM_INIT,
+    "stereo seeds, fill at the nearest depth": NEAREST,
+    "stereo seeds, fill at the farthest depth within 2×": ["--config.init.no-random-hidden"],
+    "stereo seeds, farthest fill, no random seeds": ["--config.init.num-random", "0", "--config.init.no-random-hidden"],
+    "the fast preset": [],  # … and random seeds only behind the stereo depth
 }
+HEADER = ("| run | held-out PSNR | held-out SSIM | training-view PSNR | Gaussians | max/min axis > 10 | "
+          "needles: max/mid axis > 10 | needles' mean alpha from an orbit | seconds | date |\n"
+          "|---|---|---|---|---|---|---|---|---|---|")
 
 
 def run_row(name: str, flags: list[str], out: Path, resume: bool = False) -> dict:
@@ -108,37 +114,44 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_main_job")
-    ap.add_argument("--no-append", action="store_true")
+    ap.add_argument("--no-docs", "--no-append", dest="no_docs", action="store_true",
+                    help="print only, do not touch docs/benchmarks.md")
     ap.add_argument("--resume", action="store_true", help="read rows already scored in --out instead of rerunning them")
     args = ap.parse_args()
     if not DATA.is_dir():
         raise SystemExit(f"{DATA}: lund_door is not there (../shared/data)")
-    lines = ["| run | held-out PSNR | held-out SSIM | training-view PSNR | Gaussians | max/min axis > 10 | "
-             "needles: max/mid axis > 10 | needles' mean alpha from an orbit | seconds |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = []
     pictures = []
     for name in args.rows:
         r = run_row(name, ROWS[name], args.out / "".join(c if c.isalnum() else "_" for c in name), args.resume)
         flat, share, cover, picture = needles(r["run"])
         m = r["mean"]
         lines.append(f"| {name} | {m['psnr']:.2f} | {m['ssim']:.3f} | {m['train_psnr']:.2f} | {int(m['num_gaussians'])} | "
-                     f"{100 * flat:.1f}% | {100 * share:.1f}% | {100 * cover:.1f}% | {m['seconds']:.0f} |")
+                     f"{100 * flat:.1f}% | {100 * share:.1f}% | {100 * cover:.1f}% | {m['seconds']:.0f} | "
+                     f"{date.today().isoformat()} |")
         print(lines[-1], flush=True)
         pictures.append(picture)
     image = ROOT / "docs" / "images" / "main_job_framing.png"
     iio.imwrite(image, (np.concatenate(pictures, 1) * 255 + 0.5).astype(np.uint8))
-    report = "\n".join([
-        f"\n## The main job, scored: lund_door's 8 other photos (issue 15) — {date.today().isoformat()}\n",
-        f"- Machine: {platform.platform()}, {os.cpu_count()} CPU cores; load {os.getloadavg()[0]:.1f} at the end",
-        f"- Command: `python scripts/bench_main_job.py {' '.join(sys.argv[1:])}` (each row: `recon eval --protocol "
-        "holdout --data ../shared/data/lund_door --views 4 --preset fast` and its flags; the 4 are the bundled "
-        "sample's photos, trained as plain photos, cameras estimated)",
-        f"- Picture, left to right as the rows: `{image.relative_to(ROOT)}` (the viewer's default framing)", "",
-        *lines, ""])
-    print(report)
-    if not args.no_append:
-        with open(ROOT / "docs" / "benchmarks.md", "a") as f:
-            f.write(report + "\n")
+    print("\n".join([HEADER, *lines]))
+    if not args.no_docs:
+        from bench_doc import cells, merge_rows, read_section, replace_section, table_rows
+
+        order = {name: i for i, name in enumerate(ROWS)}
+        rows = merge_rows(table_rows(read_section("main-job"), HEADER), lines)
+        rows.sort(key=lambda r: order.get(cells(r)[0], -1))  # ROWS' order; a row no longer in ROWS first
+        replace_section("main-job", "\n".join([
+            "## Main job on held-out photos\n",
+            "- Command: `python scripts/bench_main_job.py` (each row: `recon eval --protocol holdout --data "
+            "../shared/data/lund_door --views 4 --preset fast` and its flags; the 4 are the bundled sample's photos, "
+            "DSC 1/4/7/10, trained as plain photos with their cameras estimated; the other 8 are scored at their "
+            "ground-truth cameras). The last row is the fast preset; the rows above it switch off, in turn, what "
+            "it was built from.",
+            f"- Machine: {platform.platform()}, {os.cpu_count()} CPU cores; load {os.getloadavg()[0]:.1f} at the end "
+            "of this run (each row's date is its own)",
+            "- Needles: Gaussians whose longest axis is over 10× the middle one; \"max/min\" counts flat discs too.",
+            f"- Picture of this run's rows, left to right, from the viewer's default framing: `{image.relative_to(ROOT)}`",
+            "", HEADER, *rows]))
 
 
 if __name__ == "__main__":

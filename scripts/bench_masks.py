@@ -2,10 +2,11 @@
 views (recon/masks/refine.py), on every view of DTU scan37 (its IDR masks) and of NeRF-synthetic
 lego (its alpha), and on the 3 views a sparse protocol trains on.
 
-    python scripts/bench_masks.py [--no-append]
+    python scripts/bench_masks.py [--no-docs]
 
 IoU per view, then the mean. The datasets' own cameras pose the views (the refinement needs poses).
-DTU at 400×300 (the protocol's size), lego at 200×200.
+DTU at 400×300 (the protocol's size), lego at 200×200. Replaces its section of docs/benchmarks.md
+(`<!-- bench:masks -->`) unless --no-docs.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ def cases():
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--no-append", action="store_true")
+    ap.add_argument("--no-docs", "--no-append", dest="no_docs", action="store_true",
+                    help="print only, do not touch docs/benchmarks.md")
     args = ap.parse_args()
     net = SaliencyModel()
     rows = ["| scene | views | u2netp mean IoU (min) | refined mean IoU (min) | seconds (network + refinement) |",
@@ -64,12 +66,16 @@ def main() -> None:
             print(rows[-1], flush=True)
     table = "\n".join(rows)
     print(table)
-    if not args.no_append:
-        head = (f"\n### Automatic masks against ground truth (issue 14) — {date.today()} {time.strftime('%H:%M')}\n\n"
+    if not args.no_docs:
+        from bench_doc import replace_section
+
+        head = ("## Object masks\n\n"
+                "- Command: `python scripts/bench_masks.py`: u2netp alone, then refined across the posed views "
+                "(a k-of-n visual hull, a strict hull for the sure foreground, GrabCut); intersection over union "
+                "with the datasets' own masks; DTU at 400×300, lego at 200×200; the datasets' cameras\n"
                 f"- Machine: {platform.platform()}, {os.cpu_count()} CPU cores; load average {os.getloadavg()[0]:.1f}\n"
-                f"- Command: `python scripts/bench_masks.py`; DTU at 400×300, lego at 200×200; the datasets' cameras\n\n")
-        with open(ROOT / "docs" / "benchmarks.md", "a") as f:
-            f.write(head + table + "\n")
+                f"- Date: {date.today()}\n\n")
+        replace_section("masks", head + table)
 
 
 if __name__ == "__main__":

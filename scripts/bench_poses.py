@@ -5,9 +5,9 @@ the poses stage estimates cameras (method "sfm", allow_partial so that failures 
 the estimate is compared with the dataset's cameras, pairwise (no alignment needed): relative
 rotation error and relative translation-direction error, mean and max over all pairs of posed views.
 
-    python scripts/bench_poses.py                       # all cases, appends to docs/benchmarks.md
-    python scripts/bench_poses.py --cases dtu3 lund4    # a subset
-    python scripts/bench_poses.py --no-append           # print only
+    python scripts/bench_poses.py                       # all cases, into docs/benchmarks.md
+    python scripts/bench_poses.py --cases dtu3 lund4    # a subset (the other rows on the page stay)
+    python scripts/bench_poses.py --no-docs             # print only
     python scripts/bench_poses.py --matchers auto       # what `recon run` does: matching, the object check, the orbit path
 """
 
@@ -17,7 +17,6 @@ import argparse
 import datetime
 import os
 import platform
-import shlex
 import sys
 import tempfile
 import time
@@ -173,14 +172,39 @@ def _fmt(x: float) -> str:
     return "–" if not np.isfinite(x) else f"{x:.2f}"
 
 
-def table(rows: list[dict]) -> str:
-    lines = ["| case | matcher | registered | features | rot. err. mean / max (°) | transl. dir. err. mean / max (°) | seconds | CPU s |",
-             "|---|---|---|---|---|---|---|---|"]
+HEADER = ("| case | matcher | posed | path | rot. err. mean / max (°) | transl. dir. err. mean / max (°) | seconds "
+          "| CPU s | date |\n|---|---|---|---|---|---|---|---|---|")
+
+
+def table_lines(rows: list[dict]) -> list[str]:
+    day = datetime.date.today().isoformat()
+    lines = []
     for r in rows:
         e = r["errors"]
         lines.append(f"| {r['case']} | {r['matcher']} | {r['registered']} | {r['method']} | {_fmt(e.rot_mean)} / "
-                     f"{_fmt(e.rot_max)} | {_fmt(e.trans_mean)} / {_fmt(e.trans_max)} | {r['seconds']:.0f} | {r['cpu']:.0f} |")
-    return "\n".join(lines)
+                     f"{_fmt(e.rot_max)} | {_fmt(e.trans_mean)} / {_fmt(e.trans_max)} | {r['seconds']:.0f} | {r['cpu']:.0f} "
+                     f"| {day} |")
+    return lines
+
+
+def table(rows: list[dict]) -> str:
+    return "\n".join([HEADER, *table_lines(rows)])
+
+
+def section(rows: list[str]) -> str:
+    """docs/benchmarks.md's poses section around the table's rows (the latest per case and matcher)."""
+    return "\n".join([
+        "## Poses\n",
+        "- Command: `python scripts/bench_poses.py --matchers auto` (what `recon run` does: SIFT, affine SIFT, "
+        "XFeat + LighterGlue where SIFT's model is weak, the object check and the orbit path); `--matchers sift "
+        "xfeat xfeat+lighterglue` runs each matcher alone; `--cases …` a subset (the other rows stay).",
+        f"- Machine: {machine()} (this run's; each row's date is its own).",
+        f"- Photos at ≤ 1,600 px, focal from EXIF or a 50° guess (pycolmap {_pycolmap_version()}); errors are "
+        "pairwise relative rotation and translation-direction errors against the dataset's cameras, mean / max "
+        "over the pairs of posed views; seconds (wall) include loading the photos; CPU s is the process's own "
+        "(both cores). \"path\" is what posed them: `sift`, `affine-sift` (SIFT's retry with affine shape), "
+        "`learned` (XFeat + LighterGlue) or `orbit` (an orbit fitted to the object's silhouettes).",
+        "", HEADER, *rows])
 
 
 def machine() -> str:
@@ -197,7 +221,8 @@ def main() -> None:
     ap.add_argument("--matchers", nargs="*", default=["sift"], choices=["sift", "xfeat", "xfeat+lighterglue", "auto"],
                     help="sift: the weights-free path; xfeat*: the packaged learned matchers alone (method learned); "
                          "auto: what `recon run` does (both, the stage's choice)")
-    ap.add_argument("--no-append", action="store_true", help="print the table without appending it")
+    ap.add_argument("--no-docs", "--no-append", dest="no_docs", action="store_true",
+                    help="print the table, do not touch docs/benchmarks.md")
     ap.add_argument("-v", "--verbose", action="store_true", help="print the stage's log")
     args = ap.parse_args()
     os.environ.setdefault("GLOG_minloglevel", "2")
@@ -213,19 +238,15 @@ def main() -> None:
             print(table(rows[-1:]).splitlines()[-1], flush=True)
     text = table(rows)
     print(text)
-    if not args.no_append:
-        cmd = "python scripts/bench_poses.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        section = (f"\n## Poses from unposed photos (issue 4) — {datetime.date.today().isoformat()}\n\n"
-                   f"- Machine: {machine()}\n- Command: `{cmd.strip()}`\n"
-                   f"- Weights-free path (SIFT + pycolmap {_pycolmap_version()} incremental SfM), photos loaded at "
-                   f"≤{args.max_size} px, focal from EXIF or a 50° guess; errors are pairwise against the "
-                   "dataset's cameras (no alignment); seconds (wall) include loading the photos; CPU s is this process's CPU time "
-                   "(both cores together), which contention from other jobs does not inflate.\n\n" + text + "\n")
-        bench = ROOT / "docs" / "benchmarks.md"
-        bench.parent.mkdir(exist_ok=True)
-        with open(bench, "a") as f:  # others append their sections too: append only
-            f.write(section)
-        print(f"appended to {bench}")
+    if not args.no_docs:
+        from bench_doc import DOC, merge_rows, read_section, replace_section, table_rows
+
+        if args.max_size != 1600 or args.features != "auto":
+            print("--max-size / --features differ from recon run's: not written to docs/benchmarks.md")
+            return
+        old = table_rows(read_section("poses"), HEADER)
+        replace_section("poses", section(merge_rows(old, table_lines(rows), key=(0, 1))))
+        print(f"written to {DOC} (<!-- bench:poses -->)")
 
 
 def _pycolmap_version() -> str:

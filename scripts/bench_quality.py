@@ -7,9 +7,10 @@ plus an ablation of the fast preset (each part switched off in turn) and the no-
     python scripts/bench_quality.py --ablation --extra       # + ablation table + other scenes
     python scripts/bench_quality.py --presets quality --device cuda   # on a CUDA machine
 
-Appends a dated section (machine, command, seconds, device, load) to docs/benchmarks.md unless
---no-append. Wall seconds on a shared machine are pessimistic; "CPU s" is the child processes'
-CPU time (both cores together), which other jobs do not inflate.
+Puts its tables in its section of docs/benchmarks.md (`<!-- bench:quality -->`) unless --no-docs:
+one table per kind of run, the latest row per run and scene (the rows this run did not measure
+stay). Wall seconds on a shared machine are pessimistic; "CPU s" is the child processes' CPU time
+(both cores together), which other jobs do not inflate.
 """
 
 from __future__ import annotations
@@ -57,8 +58,9 @@ SIFT = ["--config.init.matches.enabled", "--config.init.matches.min-views", "3"]
 NO_STEREO = ["--config.init.stereo.no-enabled"]
 FARTHEST = ["--config.init.stereo.fill-farthest", "2"]
 NOW = TODAY + FARTHEST  # the fast preset from the farthest fill until the random seeds went behind
-# The fast preset as it was before issue 15 (it now has decay and anisotropy on): every PARTS row
-# starts from it, so the table stays what it measured.
+# The fast base: the fast preset without opacity decay, the anisotropy term, the stereo fill and the
+# hidden random seeds (it now has them on): every PARTS row starts from it, so the table stays what
+# it measured.
 BEFORE = [R + "opacity-decay.factor", "1.0", R + "anisotropy.weight", "0", "--config.init.stereo.fill-stride", "0",
           "--config.init.stereo.fill-farthest", "0", "--config.init.no-random-hidden"]
 PARTS = [  # (scene, row name, flags), in the order they run: the telling ones first
@@ -70,8 +72,8 @@ PARTS = [  # (scene, row name, flags), in the order they run: the telling ones f
     ("dtu_scan37", "decay + anisotropy", DECAY + ANISO),
     ("llff_fern", "decay + anisotropy", DECAY + ANISO),
     ("llff_fern", "opacity decay 0.995", DECAY),
-    ("dtu_scan37", "fast before issue 15 (random background)", []),
-    ("llff_fern", "fast before issue 15", []),
+    ("dtu_scan37", "fast base (random background)", []),
+    ("llff_fern", "fast base", []),
     # Textureless surfaces (DTU's white table) get no stereo seed: seed every 4th such pixel at
     # the nearest confident depth (init.stereo.fill_stride), on today's fast preset.
     ("dtu_scan37", "decay + anisotropy + stereo fill 4", DECAY + ANISO + FILL),
@@ -99,7 +101,7 @@ PARTS = [  # (scene, row name, flags), in the order they run: the telling ones f
     # DropGaussian, binocular consistency and DropoutGS's consistency term (on decay + anisotropy,
     # at the paper's DTU and LLFF settings) and the dark-background alpha term (on a black
     # background, before and on the preset as of the random seeds behind the stereo depth) were
-    # measured here too and removed as they lost (docs/benchmarks.md, issue 15).
+    # measured here too and removed as they lost (docs/experiments.md).
 ]
 
 
@@ -223,11 +225,12 @@ def fmt(v: float | None, digits: int = 2) -> str:
 def row(name: str, scene: str, r: dict) -> str:
     m = r["mean"]
     return (f"| {name} | {scene} | {fmt(m['psnr'])} | {fmt(m.get('psnr_masked'))} | {fmt(m['ssim'], 3)} | "
-            f"{int(m['num_gaussians'])} | {r['wall']:.0f} | {fmt(r['cpu'], 0)} | {r['load']:.1f} |")
+            f"{int(m['num_gaussians'])} | {r['wall']:.0f} | {fmt(r['cpu'], 0)} | {r['load']:.1f} | "
+            f"{date.today().isoformat()} |")
 
 
-HEADER = ("| run | scene | PSNR | masked PSNR | SSIM | Gaussians | seconds (wall) | CPU s | load |\n"
-          "|---|---|---|---|---|---|---|---|---|")
+HEADER = ("| run | scene | PSNR | masked PSNR | SSIM | Gaussians | seconds (wall) | CPU s | load | date |\n"
+          "|---|---|---|---|---|---|---|---|---|---|")
 
 
 def main() -> None:
@@ -241,13 +244,14 @@ def main() -> None:
                     help="only the ablation rows whose name contains one of these words (default: all)")
     ap.add_argument("--ablation-scenes", nargs="+", default=["dtu_scan37"], choices=list(SCENES),
                     help="scenes of the ablation (each row is a whole fast-preset run)")
-    ap.add_argument("--parts", action="store_true", help="issue 15's parts alone and together (PARTS)")
+    ap.add_argument("--parts", action="store_true", help="the few-view parts alone and together on the fast base (PARTS)")
     ap.add_argument("--parts-rows", nargs="+", default=[], help="only the PARTS rows whose name contains one of these")
     ap.add_argument("--resume", action="store_true", help="reuse jobs already scored in --out (no --force)")
     ap.add_argument("--extra", action="store_true", help="DTU scan37 other triplets, Middlebury temple 4 views")
-    ap.add_argument("--no-before", action="store_true", help="with --extra: only today's fast preset, not the one before issue 15")
+    ap.add_argument("--no-before", action="store_true", help="with --extra: only today's fast preset, not the fast base")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_quality")
-    ap.add_argument("--no-append", action="store_true", help="print the tables, do not touch docs/benchmarks.md")
+    ap.add_argument("--no-docs", "--no-append", dest="no_docs", action="store_true",
+                    help="print the tables, do not touch docs/benchmarks.md")
     args = ap.parse_args()
 
     sections = []
@@ -259,7 +263,7 @@ def main() -> None:
                 r = run_eval(protocol, data, preset, args.out / preset / scene, args.device, [])
                 lines.append(row(preset, scene, r))
                 print(lines[-1], flush=True)
-        sections.append(("Presets against vanilla (`recon eval --views 3`)", lines))
+        sections.append((TITLES["presets"], lines))
     if args.ablation:
         abl = [HEADER]
         for scene in args.ablation_scenes:
@@ -271,7 +275,7 @@ def main() -> None:
                              args.device, flags)
                 abl.append(row(f"fast {name}", scene, r))
                 print(abl[-1], flush=True)
-        sections.append(("Ablation: the fast preset with one part switched off", abl))
+        sections.append((TITLES["ablation"], abl))
     if args.parts:
         rows = [HEADER]
         for scene, name, flags in PARTS:
@@ -282,36 +286,61 @@ def main() -> None:
                          args.resume)
             rows.append(row(name, scene, r))
             print(rows[-1], flush=True)
-        sections.append(("Few-view parts, alone and together (the fast preset as before issue 15, trained on "
-                         "full photos: DTU `--train-masks none`)", rows))
+        sections.append((TITLES["parts"], rows))
     if args.extra:
         extra = [HEADER]
         for name, data, train, test, masked in extra_scenes():
             for before in (False,) if args.no_before else (True, False):
-                label = "fast before issue 15" if before else "fast"
+                label = "fast base" if before else "fast"
                 r = run_library(data, train, test, masked, "fast", args.out / "extra" / slug(label) / name, args.device,
                                 before)
                 extra.append(row(f"{label}, views {','.join(map(str, train))}", name, r))
                 print(extra[-1], flush=True)
-        sections.append(("No tuning to the two scenes: other views and scenes, trained on the full photos "
-                         "(in-process: `recon eval` has no option to pick training views)", extra))
-    report = render_report(sections, args)
-    print(report)
-    if not args.no_append:
-        with open(ROOT / "docs" / "benchmarks.md", "a") as f:
-            f.write(report)
+        sections.append((TITLES["extra"], extra))
+    print("\n\n".join(f"### {title}\n\n" + "\n".join(lines) for title, lines in sections))
+    if not args.no_docs:
+        from bench_doc import read_section, replace_section
+
+        replace_section("quality", render_report(sections, args, read_section("quality")))
 
 
-def render_report(sections: list[tuple[str, list[str]]], args: argparse.Namespace) -> str:
+# The section's tables, in the page's order: title, and the line under it.
+TITLES = {
+    "presets": "Presets against vanilla",
+    "extra": "Other views and scenes",
+    "ablation": "Ablation: the fast preset with one part switched off",
+    "parts": "Few-view parts on the fast base",
+}
+UNDER = {
+    TITLES["presets"]: "`python scripts/bench_quality.py`: `recon eval --views 3 --preset P` on DTU scan37 (trained "
+                       "on full photos, scored inside its masks, as published) and LLFF fern.",
+    TITLES["extra"]: "`python scripts/bench_quality.py --no-presets --extra`: DTU scan37's other two triplets and the "
+                     "Middlebury temple with 4 views 90° apart, trained on full photos in-process (`recon eval` "
+                     "has no option to pick training views).",
+    TITLES["ablation"]: "`python scripts/bench_quality.py --no-presets --ablation`: each part switched off in turn.",
+    TITLES["parts"]: "`python scripts/bench_quality.py --no-presets --parts`: each part on the fast base (the fast "
+                     "preset without opacity decay, the anisotropy term, the stereo fill and hidden random seeds), "
+                     "trained on full photos.",
+}
+
+
+def render_report(sections: list[tuple[str, list[str]]], args: argparse.Namespace, old: str | None) -> str:
+    """The quality section: this run's rows merged into the tables already on the page."""
+    from bench_doc import merge_rows, table_rows
+
     cpu = platform.processor() or platform.machine()
-    out = [f"\n## Sparse-view quality (issues 5, 15) — {date.today().isoformat()}\n",
-           f"- Machine: {platform.platform()}, {os.cpu_count()} CPU cores ({cpu}), device {args.device}; "
-           f"load average {os.getloadavg()[0]:.1f} at the end (shared cores: wall seconds are pessimistic)",
-           f"- Command: `python scripts/bench_quality.py {' '.join(sys.argv[1:])}` (each row is one `recon eval "
-           "--views 3 --preset P`, flags as named)", ""]
-    for title, lines in sections:
-        out += [f"### {title}", "", *lines, ""]
-    return "\n".join(out) + "\n"
+    new = {title: lines[1:] for title, lines in sections}  # without HEADER
+    out = ["## Few-view quality\n",
+           "- Command: `python scripts/bench_quality.py [--no-presets] [--extra] [--ablation] [--parts]` (each row "
+           "is one `recon eval --views 3 --preset P` or its in-process equivalent, flags as named).",
+           f"- Machine: {platform.platform()}, {os.cpu_count()} CPU cores ({cpu}), device {args.device}; load "
+           f"average {os.getloadavg()[0]:.1f} at the end of the last run (shared cores: wall seconds are "
+           "pessimistic); each row's date is its own.", ""]
+    for title in TITLES.values():
+        rows = merge_rows(table_rows(old, HEADER, f"### {title}"), new.get(title, []), key=(0, 1))
+        if rows:
+            out += [f"### {title}", "", UNDER[title], "", HEADER, *rows, ""]
+    return "\n".join(out)
 
 
 if __name__ == "__main__":

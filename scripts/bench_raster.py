@@ -18,7 +18,7 @@ core per idle thread when cores are oversubscribed (measured here: torch project
 threads 1.75 s wall instead of 0.10 s under load 10).
 
   python scripts/bench_raster.py                 # table on stdout
-  python scripts/bench_raster.py --append-docs   # and a dated table appended to docs/benchmarks.md
+  python scripts/bench_raster.py --docs          # and the table in docs/benchmarks.md (<!-- bench:raster -->)
 """
 
 from __future__ import annotations
@@ -148,7 +148,8 @@ def main() -> None:
     ap.add_argument("--threads", default="1,2", help="numba/torch thread counts to try")
     ap.add_argument("--reps", type=int, default=5, help="timed repetitions (median is reported)")
     ap.add_argument("--reference", default="a/16", help="cases also run on the dense reference")
-    ap.add_argument("--append-docs", action="store_true", help="append the table to docs/benchmarks.md")
+    ap.add_argument("--docs", "--append-docs", dest="docs", action="store_true",
+                    help="replace the rasterizer's section of docs/benchmarks.md with this table")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: name,backend,threads
     args = ap.parse_args()
     if args.one:
@@ -169,8 +170,8 @@ def main() -> None:
         print(rows[-1], file=sys.stderr)
     table = _table(rows)
     print(table)
-    if args.append_docs:
-        _append_docs(table, " ".join(["python"] + sys.argv))
+    if args.docs:
+        _write_docs(table, " ".join(["python", "scripts/bench_raster.py", *sys.argv[1:]]))
 
 
 def _table(rows: list[dict]) -> str:
@@ -202,14 +203,13 @@ def _table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _append_docs(table: str, command: str) -> None:
-    path = ROOT / "docs/benchmarks.md"
-    path.parent.mkdir(exist_ok=True)
-    head = "" if path.exists() else "# Benchmarks\n"
+def _write_docs(table: str, command: str) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_doc import replace_section
+
     stamp = datetime.date.today().isoformat()
-    with path.open("a") as f:
-        f.write(f"{head}\n### Rasterizer benchmark (issue 3), {stamp}\n\nMachine: {machine()}. "
-                f"Command: `{command}`\n\n{table}\n")
+    replace_section("raster", f"## Rasterizer\n\n- Command: `{command}`: seconds per camera, forward + backward of "
+                              f"`rasterize()` plus an L1 loss\n- Machine: {machine()}\n- Date: {stamp}\n\n{table}")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """Repair off against on (issue 16): the weights-free reprojection repairer on the fast preset, DTU
 scan37 and LLFF fern with 3 views, through the same `recon eval` users run.
 
-    python scripts/bench_repair.py [--work DIR] [--scenes dtu_scan37 llff_fern] [--no-append]
+    python scripts/bench_repair.py [--work DIR] [--scenes dtu_scan37 llff_fern] [--no-docs]
                                    [-- EXTRA FLAGS FOR THE REPAIR RUN]
-    python scripts/bench_repair.py --extra [--work DIR] [--no-append]
+    python scripts/bench_repair.py --extra [--work DIR] [--no-docs]
 
 --extra: DTU scan37's other two view triplets and Middlebury temple with 4 views, the scenes of
 `scripts/bench_quality.py --extra`, trained through the library as that script does (full photos,
@@ -17,7 +17,8 @@ scored (the optimise stage's key does not depend on repair) and the two differ b
 stage alone. Seconds: the off run's job seconds; for on, the off run's plus the repair stage's
 (from its run.json), i.e. what one `recon eval` with repair on takes. An off run already in WORK
 is resumed by `recon eval` (its recorded numbers are reused), so the script can be rerun cheaply.
-Prints a table and appends a dated section to docs/benchmarks.md unless --no-append.
+Prints a table and puts its rows in its section of docs/benchmarks.md (`<!-- bench:repair -->`,
+the latest row per scene and repair setting) unless --no-docs.
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def bench_scene(name: str, work: Path, extra: list[str], run: bool = True) -> tu
     rows = []
     for label, e, s in (("off", off, off["seconds"]), ("on (reproject)", on, on_seconds)):
         rows.append(f"| {name} | {label} | {fmt(e.get('psnr'), 2)} | {fmt(e.get('psnr_masked'), 2)} | "
-                    f"{fmt(e.get('ssim'), 3)} | {fmt(e.get('lpips'), 3)} | {s:.0f} |")
+                    f"{fmt(e.get('ssim'), 3)} | {fmt(e.get('lpips'), 3)} | {s:.0f} | {'–' if label == 'off' else f'{ratio:.2f}'} | {date.today()} |")
     gain = on["psnr"] - off["psnr"]
     rounds = "; ".join(f"round {i + 1}: confidence {r['confidence']:.2f}, target error {r['error_before']:.4f} → "
                        f"{r['error_after']:.4f}" for i, r in enumerate(repair["rounds"]))
@@ -118,7 +119,7 @@ def bench_extra(work: Path) -> tuple[list[str], list[str]]:
         for label, r, s in (("off", off, off["wall"]), ("on (reproject)", on, off["wall"] + rep)):
             m = r["mean"]
             rows.append(f"| {name} | {label} | {fmt(m['psnr'], 2)} | {fmt(m['psnr_masked'], 2)} | "
-                        f"{fmt(m['ssim'], 3)} | – | {s:.0f} |")
+                        f"{fmt(m['ssim'], 3)} | – | {s:.0f} | {'–' if label == 'off' else f'{(opt + rep) / opt:.2f}'} | {date.today()} |")
         key = "psnr_masked" if masked else "psnr"
         rounds = "; ".join(f"round {i + 1}: confidence {r.confidence:.2f}, target error {r.error_before:.4f} → "
                            f"{r.error_after:.4f}" for i, r in enumerate(on["repair"].rounds))
@@ -128,11 +129,16 @@ def bench_extra(work: Path) -> tuple[list[str], list[str]]:
     return rows, notes
 
 
+HEADER = ("| scene | repair | PSNR | PSNR masked | SSIM | LPIPS | seconds | × optimise | date |\n"
+          "|---|---|---|---|---|---|---|---|---|")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, default=Path("/tmp/bench_repair"))
     ap.add_argument("--scenes", nargs="+", default=list(SCENES), choices=list(SCENES))
-    ap.add_argument("--no-append", action="store_true")
+    ap.add_argument("--no-docs", "--no-append", dest="no_docs", action="store_true",
+                    help="print only, do not touch docs/benchmarks.md")
     ap.add_argument("--no-run", action="store_true",
                     help="tabulate what earlier runs left in --work (e.g. scenes benchmarked in parallel)")
     ap.add_argument("--extra", dest="extra_scenes", action="store_true",
@@ -141,7 +147,7 @@ def main() -> None:
     args = ap.parse_args()
     t0 = time.perf_counter()
     load0 = os.getloadavg()[0]
-    rows = ["| scene | repair | PSNR | PSNR masked | SSIM | LPIPS | seconds |", "|---|---|---|---|---|---|---|"]
+    rows = HEADER.splitlines()
     notes = []
     if args.extra_scenes:
         rows_extra, notes = bench_extra(args.work)
@@ -153,19 +159,25 @@ def main() -> None:
         print("\n".join(r), flush=True)
     table = "\n".join(rows) + "\n\n" + "\n".join(notes)
     print(table)
-    if not args.no_append:
+    if not args.no_docs:
+        from bench_doc import merge_rows, read_section, replace_section, table_rows
+
         cmd = "python scripts/bench_repair.py" + (" --extra" if args.extra_scenes else "") + (
             " --no-run" if args.no_run else "") + (
             " -- " + " ".join(args.extra) if args.extra else "")
-        head = (f"\n## Repair: the weights-free reprojection repairer, off against on (issue 16) — {date.today()} "
-                f"{time.strftime('%H:%M')}\n\n"
-                f"- Machine: {platform.platform()}, {os.cpu_count()} CPU cores, device cpu; load average {load0:.1f} at "
-                f"the start, {os.getloadavg()[0]:.1f} at the end (other jobs shared the cores: seconds are pessimistic)\n"
-                f"- Command: `{cmd}` ({time.perf_counter() - t0:.0f} s); fast preset, 3 views, "
-                "`--train-masks none` (DTU scored with its masks); on = off's cached optimisation + the repair stage\n"
-                "- LPIPS: – where its weights are not on disk (never computed with random weights)\n\n")
-        with open(ROOT / "docs" / "benchmarks.md", "a") as f:
-            f.write(head + table + "\n")
+        merged = merge_rows(table_rows(read_section("repair"), HEADER), rows[2:], key=(0, 1))
+        replace_section("repair", "\n".join([
+            "## Repair\n",
+            "- Command: `python scripts/bench_repair.py` (DTU scan37, LLFF fern) and `python scripts/bench_repair.py "
+            "--extra` (DTU scan37's other triplets, Middlebury temple 4 views); fast preset, 3 views, trained on full "
+            "photos (DTU scored inside its masks); repair with its defaults (2 rounds × 6 pseudo views, 150 steps "
+            "each, weight 0.5); on = off's cached optimisation + the repair stage, so the two differ by the stage "
+            "alone. \"× optimise\": (optimise + repair) / optimise seconds, timed in one run.",
+            f"- Machine: {platform.platform()}, {os.cpu_count()} CPU cores, device cpu; load average {load0:.1f} at "
+            f"the start, {os.getloadavg()[0]:.1f} at the end of the last run, `{cmd}` ({time.perf_counter() - t0:.0f} "
+            "s); each row's date is its own.",
+            "- LPIPS: – where its weights are not on disk (never computed with random weights).",
+            "", HEADER, *merged, "", "The last run's rounds:", "", *notes]))
 
 
 if __name__ == "__main__":

@@ -1,13 +1,14 @@
 """Where one fast-preset optimisation step spends its time (issue 13's step-time table).
 
-    python scripts/bench_step.py [--steps 1000] [--no-append] [--label before]
+    python scripts/bench_step.py [--steps 1000] [--no-docs] [--label before]
 
 DTU scan37, the protocol's 3 training views (25/22/28) at 400×300, the fast preset's init (cached
 in a temporary run folder), then the fast preset's optimise stage for --steps steps under
 cProfile. Each phase is the inclusive time of the functions that do it (cProfile's cumulative
 seconds); "pseudo view" includes its own render and loss, so the phases overlap where said, and
 the table also gives the whole stage's wall time without the profiler (a second run), which is
-the number a user sees. Appends a dated table to docs/benchmarks.md unless --no-append.
+the number a user sees. Replaces its section of docs/benchmarks.md (`<!-- bench:step -->`) unless
+--no-docs.
 """
 
 from __future__ import annotations
@@ -87,7 +88,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=1000, help="optimisation steps (the fast preset has 1000)")
     ap.add_argument("--label", default="", help="a name for this measurement in the table heading")
-    ap.add_argument("--no-append", action="store_true")
+    ap.add_argument("--no-docs", "--no-append", dest="no_docs", action="store_true",
+                    help="print only, do not touch docs/benchmarks.md")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         cfg, scene, init = prepare(Path(tmp))
@@ -112,16 +114,17 @@ def main() -> None:
     table = "\n".join(lines)
     print(table)
     stats.sort_stats("tottime").print_stats(15)
-    if not args.no_append:
+    if not args.no_docs:
+        from bench_doc import replace_section
+
         load = os.getloadavg()[0]
-        head = (f"\n### Step time by phase{' (' + args.label + ')' if args.label else ''} "
-                f"(issue 13) — {date.today()} {time.strftime('%H:%M')}\n\n"
-                f"- Machine: {platform.platform()}, {os.cpu_count()} CPU cores; load average {load:.1f}; "
-                f"commit {commit}\n- Command: `python scripts/bench_step.py --steps {args.steps}`; DTU "
+        head = (f"## Step by phase: DTU scan37{' (' + args.label + ')' if args.label else ''}\n\n"
+                f"- Command: `python scripts/bench_step.py --steps {args.steps}`: DTU "
                 f"scan37 views 25/22/28 at 400×300, the fast preset's init and optimise stage "
-                f"({len(init)} seeds)\n\n")
-        with open(ROOT / "docs" / "benchmarks.md", "a") as f:
-            f.write(head + table + "\n")
+                f"({len(init)} seeds), each phase cProfile's inclusive time\n"
+                f"- Machine: {platform.platform()}, {os.cpu_count()} CPU cores; load average {load:.1f}; "
+                f"commit {commit}\n- Date: {date.today()}\n\n")
+        replace_section("step", head + table)
 
 
 if __name__ == "__main__":

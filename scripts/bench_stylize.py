@@ -14,8 +14,8 @@ with a nearby camera 15% of the way on to the next training camera:
                  camera, mean |ΔRGB| there (occlusions left out); the unstylised splat's own error
                  is the floor (resampling and view-dependent colour)
   seconds        the stylize stage (wall, and CPU seconds of both cores: other jobs inflate wall)
-Writes contact sheets (style image, then before/after from 4 viewpoints) and appends a dated table
-to docs/benchmarks.md unless --no-append. The style images are drawn here (numpy), no licence.
+Writes contact sheets (style image, then before/after from 4 viewpoints) and replaces its section
+of docs/benchmarks.md (`<!-- bench:stylize -->`) unless --no-docs. The style images are drawn here (numpy), no licence.
 """
 
 from __future__ import annotations
@@ -287,7 +287,8 @@ def main() -> None:
                     help="colour, neural, neural+scales (30 steps of scale refinement)")
     ap.add_argument("--styles", nargs="+", default=list(STYLES), choices=list(STYLES))
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--no-append", action="store_true", help="print the table, do not touch docs/benchmarks.md")
+    ap.add_argument("--no-docs", "--no-append", dest="no_docs", action="store_true",
+                    help="print only, do not touch docs/benchmarks.md")
     args = ap.parse_args()
     from recon.style.neural import StyleNet
 
@@ -300,18 +301,20 @@ def main() -> None:
     text = report(results, args, time.perf_counter() - t0, load0)
     print("\n".join(text))
     (args.work / "results.json").write_text(json.dumps(results, indent=1))
-    if not args.no_append:
-        with open(ROOT / "docs" / "benchmarks.md", "a") as f:
-            f.write("\n".join(text) + "\n")
+    if not args.no_docs:
+        from bench_doc import replace_section
+
+        replace_section("stylize", "\n".join(text))
 
 
 def report(results: dict, args, seconds: float, load0: float) -> list[str]:
     scenes = ", ".join(f"{k} ({r['gaussians']:,} Gaussians, {r['size']})" for k, r in results.items())
-    return [f"\n## Stylize (issue 18) — {date.today().isoformat()}\n",
+    return ["## Stylize\n",
+            f"- Command: `python scripts/bench_stylize.py {' '.join(sys.argv[1:])}` ({seconds:.0f} s in all).",
             f"- Machine: {platform.platform()}, {os.cpu_count()} CPU cores, device {args.device}; load average "
             f"{load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end (other jobs shared the cores: wall "
             f"seconds are pessimistic, CPU seconds count both cores).",
-            f"- Command: `python scripts/bench_stylize.py {' '.join(sys.argv[1:])}` ({seconds:.0f} s in all).",
+            f"- Date: {date.today().isoformat()}",
             f"- Splats: the fast preset's, 3 views: {scenes}. Styles: waves, embers, mosaic, drawn by the script.",
             f"- Metrics at 6 viewpoints (3 training, 3 between), each warped into a camera {NEARBY:.0%} of the way "
             "to the next training camera; see the script's docstring.", "", *table(results), "",
