@@ -196,7 +196,7 @@ class Export:
                "device": ("mesh", "video")}  # fmt: skip
 
     def main(self) -> None:
-        from recon.export_formats import export_run
+        from recon.exports.formats import export_run
         from recon.exports.mesh import MeshSettings
         from recon.exports.video import VideoSettings
 

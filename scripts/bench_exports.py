@@ -65,7 +65,7 @@ def read_dot_splat(data: bytes):
 
 def format_files(g, folder: Path) -> dict[str, tuple[Path, object]]:
     """Write every format of `g` into `folder` → {label: (file, Gaussians read back)}."""
-    from recon.export_formats import splat_bytes
+    from recon.io.splat import splat_bytes
     from recon.io.compressed_ply import write_compressed_ply
     from recon.io.ply import write_ply
     from recon.io.splat_formats import read_splat
@@ -93,9 +93,9 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def format_rows(name: str, run: Path) -> list[str]:
-    from recon.export_formats import _run_cameras
+    from recon.exports.formats import _run_cameras
     from recon.exports.camera_paths import camera_spline, order_around, scene_frame
-    from recon.exports.rgbd import SplatRenderer
+    from recon.render.views import SplatRenderer
     from recon.io.ply import read_ply
 
     g = read_ply(run / "splat.ply")
@@ -156,7 +156,7 @@ def sample_surface(mesh, n: int, seed: int = 0) -> np.ndarray:
 
 
 def mesh_rows(run: Path, work: Path) -> tuple[list[str], object]:
-    from recon.export_formats import _run_cameras
+    from recon.exports.formats import _run_cameras
     from recon.exports.mesh import MeshSettings, build_mesh
     from recon.io.ply import read_ply
 

@@ -186,7 +186,7 @@ def run_library(data: Path, train: list[int], test: list[int], masked: bool, pre
     from recon.io.detect import load_scene
     from recon.pipeline import run_pipeline
     from recon.presets import load_preset
-    from recon.stages.export import render_view
+    from recon.render.views import render_view
 
     scene = load_scene(data, downscale=4, with_masks=True) if masked else load_scene(data)
     from recon.eval.evaluate import training_scene

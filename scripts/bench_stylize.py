@@ -96,7 +96,7 @@ STYLES = {"waves": waves, "embers": embers, "mosaic": mosaic}
 
 
 def make_styles(folder: Path) -> dict[str, Path]:
-    from recon.stages.export import write_png
+    from recon.io.images import write_png
 
     paths = {}
     for name, draw in STYLES.items():
@@ -147,7 +147,7 @@ def viewpoints(cameras: list) -> list[tuple]:
 
 # --- measuring ------------------------------------------------------------------------------------
 def renders_of(g, pairs, device: str) -> list[tuple]:
-    from recon.style.render import render
+    from recon.render.views import render_rgbd as render
 
     return [(render(g, a, device, WHITE), render(g, b, device, WHITE)) for a, b in pairs]
 
@@ -193,7 +193,7 @@ def contact_sheet(path: Path, style: np.ndarray, rows: dict[str, list[np.ndarray
     """One row per method (the label on the left), 4 viewpoints a row; the style image first."""
     from PIL import Image, ImageDraw, ImageFont
 
-    from recon.stages.export import write_png
+    from recon.io.images import write_png
 
     def tile(img: np.ndarray) -> Image.Image:
         im = Image.fromarray((np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8))

@@ -31,7 +31,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from recon.io.images import load_image, save_image
-    from recon.stages.export import render_view
+    from recon.render.views import render_view
 
     view = importlib.import_module("recon_viewer.view")  # the module; the package exports a function of that name
     a, b = view.load(args.run_a), view.load(args.run_b)

@@ -51,7 +51,7 @@ def write_run(folder, g: Gaussians, cameras) -> None:
     """A run folder as `recon run` leaves it, for the exports: splat.ply and cameras.json."""
     from recon.cache import atomic_write_json
     from recon.io.ply import write_ply
-    from recon.stages.export import camera_record
+    from recon.io.cameras_json import camera_record
 
     write_ply(folder / "splat.ply", g)
     atomic_write_json(folder / "cameras.json", [camera_record(f"view{i:03d}", c) for i, c in enumerate(cameras)])

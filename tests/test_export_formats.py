@@ -11,7 +11,7 @@ from splat_shapes import write_run
 from synthetic import ring_cameras
 
 from recon.cli import main
-from recon.export_formats import FORMATS, export_run
+from recon.exports.formats import FORMATS, export_run
 from recon.io.ply import read_ply
 from recon.io.splat_formats import read_splat
 

@@ -16,7 +16,7 @@ from synthetic import ring_cameras
 
 from recon.cli import main
 from recon.errors import ReconError
-from recon.exports.rgbd import SplatRenderer
+from recon.render.views import SplatRenderer
 
 CENTRE = np.array([0.2, -0.1, 0.3])
 
@@ -155,7 +155,7 @@ def test_without_open3d_the_command_says_how_to_install_it(sphere_run, monkeypat
 
 
 def test_a_mesh_needs_a_mesh_suffix(sphere_run):
-    from recon.export_formats import export_run
+    from recon.exports.formats import export_run
 
     with pytest.raises(ReconError, match="not '.stl'"):
         export_run(sphere_run, "mesh", sphere_run / "m.stl")

@@ -13,7 +13,7 @@ from synthetic import colored_blob, ring_cameras
 from recon.cli import main
 from recon.errors import ReconError
 from recon.exports.camera_paths import at_size, camera_spline, orbit_cameras, order_around, scene_frame
-from recon.exports.rgbd import SplatRenderer
+from recon.render.views import SplatRenderer
 from recon.exports.video import VideoSettings, video_cameras, write_video
 
 

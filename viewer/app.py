@@ -56,33 +56,22 @@ def client_camera(handle: viser.CameraHandle, max_side: int = EXACT_MAX_SIDE) ->
 
 def render_exact(g: Gaussians, cam: Camera, mode: str) -> np.ndarray:
     """[H,W,3] uint8 image of `g` from `cam` by recon's renderer: RGB, depth or alpha."""
-    import torch
+    from recon.render.views import SplatRenderer  # lazy: the viewer must start without it
 
-    from recon.render import rasterize  # lazy: the viewer must start without it
-
-    means, quats, scales, opacities = g.activated()
-    with torch.no_grad():
-        renders, alphas, _ = rasterize(
-            means.float(), quats.float(), scales.float(), opacities.float(), g.colors_sh.float(),
-            torch.as_tensor(cam.world_to_cam, dtype=torch.float32)[None],
-            torch.as_tensor(cam.K, dtype=torch.float32)[None],
-            cam.width, cam.height, sh_degree=g.sh_degree,
-            render_mode="RGB" if mode == "Exact RGB" else "RGB+D",
-        )
-    alpha = alphas[0, ..., 0].cpu().numpy()
+    renderer = SplatRenderer(g, g.means.device.type)  # where the snapshot is, as the backend's auto picks
     if mode == "Exact RGB":
-        out = renders[0, ..., :3].cpu().numpy()
-    elif mode == "Exact alpha":
-        out = np.repeat(alpha[..., None], 3, axis=-1)
+        out = renderer.render(cam).rgb
     else:
-        out = depth_to_rgb(renders[0, ..., 3].cpu().numpy(), alpha)
+        r = renderer.render_expected(cam)
+        out = np.repeat(r.alpha[..., None], 3, axis=-1) if mode == "Exact alpha" else depth_to_rgb(r.depth, r.alpha)
     return (np.clip(out, 0, 1) * 255).astype(np.uint8)
 
 
 def depth_to_rgb(depth: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Accumulated depth (Σ w·z, gsplat's "D") → expected depth → near-bright grey, black where empty."""
+    """Expected depth (Σ w·z / α, as `SplatRenderer.render_expected` gives it) → near-bright grey,
+    black where empty (α ≤ 1e-3)."""
     valid = alpha > 1e-3
-    z = np.where(valid, depth / np.maximum(alpha, 1e-3), 0.0)
+    z = np.where(valid, depth, 0.0)
     if not valid.any():
         return np.zeros((*depth.shape, 3))
     lo, hi = np.percentile(z[valid], [2, 98])

@@ -166,7 +166,8 @@ def run_job(job: Job, obs: Observer | None = None) -> dict:
 
 def _train_and_score(job: Job, work: Path, sub: Path, obs: Observer | None) -> dict:
     from recon.progress import ConsoleProgress, RunLog
-    from recon.stages.export import render_view, write_png
+    from recon.io.images import write_png
+    from recon.render.views import render_view
 
     observers = Observers([RunLog(work / "eval.log")] + ([ConsoleProgress()] if job.progress else []))
     if obs is not None:
@@ -230,7 +231,7 @@ def _train_and_score(job: Job, work: Path, sub: Path, obs: Observer | None) -> d
 
 
 def _train_view_psnr(g, view, backend: str, device: str) -> float:
-    from recon.stages.export import render_view
+    from recon.render.views import render_view
 
     img = np.clip(render_view(g, view.camera, backend, device), 0, 1)
     return psnr(img, view.image) if view.mask is None else masked_psnr(img, view.image, view.mask)
@@ -260,7 +261,7 @@ def _write_contact(path: Path, renders: dict[int, np.ndarray], prep: Prepared, m
     """Up to `k` test views, render above photo, scaled to `height` px per image. Below them, one
     row per training view set: with `masked` (automatic masks) the masks tinted in green, with
     `trust` (the filters' trust maps, one per training view) the distrusted pixels tinted red."""
-    from recon.stages.export import write_png
+    from recon.io.images import write_png
 
     ids = [i for i in sorted(renders) if i in prep.gt]
     if not ids:

@@ -2,7 +2,7 @@
 from the training cameras and from orbits about the object, optionally re-surfaced by Poisson,
 then cleaned (only the large connected pieces kept). Written as .ply, .obj or .glb.
 
-Depth is the splat's ray depth (`recon.exports.rgbd`), kept only where the render's alpha is over
+Depth is the splat's ray depth (`recon.render.views`), kept only where the render's alpha is over
 `alpha_min` and the depth map is not on an edge (`max_slant`): the transparent background and the
 rims where the depth blends the object with what is behind it fuse no surface. The voxel is the
 splat's robust extent over `resolution`, the truncation `trunc_voxels` voxels. Vertex colours
@@ -24,7 +24,7 @@ from recon.cache import atomic_write_bytes
 from recon.errors import ReconError
 from recon.exports.bar import progress_bar
 from recon.exports.camera_paths import at_size, orbit_cameras, scene_frame
-from recon.exports.rgbd import SplatRenderer
+from recon.render.views import SplatRenderer
 from recon.gaussians import Gaussians
 from recon.scene import Camera
 

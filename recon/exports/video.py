@@ -12,7 +12,7 @@ import numpy as np
 from recon.errors import ReconError
 from recon.exports.bar import progress_bar
 from recon.exports.camera_paths import at_size, camera_spline, orbit_cameras, order_around, scene_frame
-from recon.exports.rgbd import SplatRenderer
+from recon.render.views import SplatRenderer
 from recon.gaussians import Gaussians
 from recon.scene import Camera
 

@@ -1,4 +1,4 @@
-"""Image and mask loading shared by every reader.
+"""Image and mask reading shared by every reader, and the 8-bit image writers.
 
 Conventions:
 - Images come back as float32 RGB [H, W, 3] in [0, 1] with the EXIF orientation applied, so the
@@ -22,6 +22,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import imageio.v3 as iio
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -334,6 +335,14 @@ def _save(path: str | Path, im: Image.Image) -> None:
 def save_image(path: str | Path, rgb: np.ndarray) -> None:
     """Atomically write float RGB [H,W,3] in [0,1] as an 8-bit image (format from the suffix)."""
     _save(path, Image.fromarray(np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8)))
+
+
+def write_png(path: Path, image: np.ndarray) -> None:
+    """Atomically write a float [H,W,3] image in [0,1] as an 8-bit PNG (renders, contact sheets,
+    repair pictures). It rounds halves up where `save_image` rounds them to even: the two are kept
+    apart so that no file either writes changes by a level."""
+    data = iio.imwrite("<bytes>", (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8), extension=".png")
+    atomic_write_bytes(path, data)
 
 
 def contact_sheet(rows: list[np.ndarray], height: int) -> np.ndarray:

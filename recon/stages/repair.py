@@ -25,13 +25,13 @@ import torch
 
 from recon.cpu_share import CpuShare
 from recon.events import Observer
+from recon.io.images import write_png
 from recon.repair.cameras import nearest_sources, pseudo_cameras
 from recon.repair.difix import DifixConfig
 from recon.repair.diffusion import DiffusionConfig
 from recon.repair.reproject import ReprojectConfig, ReprojectionRepairer
 from recon.repair.views import RenderedView, Repairer, SourceView
 from recon.scene import Camera, Scene
-from recon.stages.export import write_png
 from recon.stages.optimize import Trained, refined_scene
 from recon.stages.repair_config import RepairConfig, check_config
 from recon.train import OptimizeConfig, Target, Trainer

@@ -30,7 +30,7 @@ from recon.gaussians import Gaussians
 from recon.scene import Camera, Scene, View
 from recon.style.colour import lab_stats, map_gaussians, splat_stats, transfer_map
 from recon.style.neural import StyleNet
-from recon.style.render import render, shrink
+from recon.render.views import render_rgbd as render, shrink
 from recon.train import OptimizeConfig, Trainer, TrainLog
 from recon.train.config import DensifyConfig
 from recon.train.parts.pseudo import sample_pseudo_camera

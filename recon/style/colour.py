@@ -28,7 +28,7 @@ from torch import Tensor
 from recon.errors import ReconError
 from recon.gaussians import Gaussians, rgb_to_sh0, sh0_to_rgb
 from recon.scene import Camera
-from recon.style.render import render, shrink
+from recon.render.views import render_rgbd, shrink
 
 ColourMap = Literal["covariance", "reinhard"]
 
@@ -149,7 +149,7 @@ def splat_stats(g: Gaussians, cameras: list[Camera], device: str = "cpu") -> Lab
     px), each pixel's colour un-premultiplied and weighted by its alpha."""
     colours, weights = [], []
     for cam in cameras:
-        r = render(g, shrink(cam, STATS_MAX_SIDE), device)
+        r = render_rgbd(g, shrink(cam, STATS_MAX_SIDE), device)
         keep = r.alpha > 0.05
         colours.append(r.rgb[keep] / r.alpha[keep][:, None])
         weights.append(r.alpha[keep])

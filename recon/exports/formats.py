@@ -1,41 +1,44 @@
-"""`recon export`: a run's splat and cameras in the formats other tools read."""
+"""`recon export`'s dispatch: each format's name, default file name and writer, over a run folder
+(RUN/splat.ply, RUN/cameras.json) or a splat file. The file-format encoders are in recon/io/; the
+mesh and video exports, which render the splat first, are in this package (mesh.py, video.py)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-
-import numpy as np
-import torch
 
 from recon.cache import atomic_write_bytes
 from recon.errors import ReconError
 from recon.gaussians import Gaussians
+from recon.io.cameras_json import read_cameras_json
 from recon.io.ply import write_ply
+from recon.io.splat import write_splat
 from recon.io.splat_formats import is_compressed_ply, read_splat
 from recon.scene import Camera
 
-
-def splat_bytes(g: Gaussians) -> bytes:
-    """The compact web `.splat` layout (antimatter15/splat, read by SuperSplat and many web viewers):
-    32 bytes per Gaussian — position 3×f32, scale 3×f32 (activated), RGBA 4×u8 (SH degree 0 colour
-    and opacity), rotation 4×u8 (wxyz normalised, mapped from [-1,1] to [0,255]); sorted by
-    decreasing size·opacity so streaming viewers draw the important splats first."""
-    means, quats, scales, opacities = (t.detach().float() for t in g.activated())
-    rgba = torch.cat([g.rgb, opacities[:, None]], dim=1)
-    order = torch.argsort(-(scales.prod(dim=1) * opacities))
-    rec = np.zeros(len(g), dtype=[("pos", "<f4", 3), ("scale", "<f4", 3), ("rgba", "u1", 4), ("rot", "u1", 4)])
-    rec["pos"] = means[order].numpy()
-    rec["scale"] = scales[order].numpy()
-    rec["rgba"] = (rgba[order].clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
-    rec["rot"] = ((quats[order] * 128 + 128).clamp(0, 255)).to(torch.uint8).numpy()
-    return rec.tobytes()
-
-
 FORMATS = ("ply", "splat", "spz", "compressed-ply", "mesh", "video", "nerfstudio", "colmap")
+SPLAT_FORMATS = ("ply", "splat", "spz", "compressed-ply")
+"""The formats that hold the splat itself (the rest hold a mesh, a video or the cameras)."""
 DEFAULT_NAMES = {"ply": "export.ply", "splat": "splat.splat", "spz": "splat.spz",
                  "compressed-ply": "splat.compressed.ply", "mesh": "mesh.ply", "video": "flythrough.mp4",
                  "nerfstudio": "transforms.json", "colmap": "sparse/0"}  # fmt: skip
+
+
+def write_splat_as(fmt: str, path: Path, g: Gaussians, spz_version: int = 3) -> None:
+    """Write `g` to `path` in the splat format `fmt` (one of SPLAT_FORMATS), atomically."""
+    if fmt == "ply":
+        write_ply(path, g)
+    elif fmt == "splat":
+        write_splat(path, g)
+    elif fmt == "spz":
+        from recon.io.spz import write_spz
+
+        write_spz(path, g, spz_version)
+    elif fmt == "compressed-ply":
+        from recon.io.compressed_ply import write_compressed_ply
+
+        write_compressed_ply(path, g)
+    else:
+        raise ValueError(f"not a splat format: {fmt!r} (one of {', '.join(SPLAT_FORMATS)})")
 
 
 def _run_splat(run: Path) -> Path:
@@ -48,15 +51,11 @@ def _run_splat(run: Path) -> Path:
 
 
 def _run_cameras(run: Path) -> list[tuple[str, Camera]]:
+    """The run folder's training cameras (RUN/cameras.json), by view name."""
     path = run / "cameras.json"
     if not path.exists():
         raise ReconError("no cameras.json here (is this a run folder?)", run)
-    try:
-        records = json.loads(path.read_text())
-        return [(r["name"], Camera(np.array(r["K"]), np.array(r["world_to_cam"]), r["width"], r["height"]))
-                for r in records]
-    except (ValueError, KeyError, TypeError) as e:
-        raise ReconError(f"not a recon cameras.json ({type(e).__name__}: {e})", path) from None
+    return read_cameras_json(path)
 
 
 def export_run(run: Path, fmt: str, out: Path | None = None, *, mesh=None, video=None, spz_version: int = 3,
@@ -84,18 +83,8 @@ def export_run(run: Path, fmt: str, out: Path | None = None, *, mesh=None, video
         atomic_write_bytes(dst, src.read_bytes())  # the Inria .ply as it is
         return dst
     g = read_splat(src)
-    if fmt == "ply":
-        write_ply(dst, g)
-    elif fmt == "splat":
-        atomic_write_bytes(dst, splat_bytes(g))
-    elif fmt == "spz":
-        from recon.io.spz import write_spz
-
-        write_spz(dst, g, spz_version)
-    elif fmt == "compressed-ply":
-        from recon.io.compressed_ply import write_compressed_ply
-
-        write_compressed_ply(dst, g)
+    if fmt in SPLAT_FORMATS:
+        write_splat_as(fmt, dst, g, spz_version)
     else:
         _export_rendered(fmt, g, [cam for _, cam in _run_cameras(base)], dst, mesh, video, device, progress)
     return dst
@@ -103,6 +92,7 @@ def export_run(run: Path, fmt: str, out: Path | None = None, *, mesh=None, video
 
 def _export_rendered(fmt: str, g: Gaussians, cameras: list[Camera], dst: Path, mesh, video, device: str,
                      progress: bool) -> None:
+    """The exports that render the splat from many cameras first: the mesh and the video."""
     if fmt == "mesh":
         from recon.exports.mesh import build_mesh, check_suffix, write_mesh
 
