@@ -1,5 +1,8 @@
-"""Lift one view's pixels to 3D with a depth and look them up in another view: the geometry the
-init stage's plane-sweep stereo and the optimise stage's warp loss share (differentiable in depth).
+"""Reprojection between views: lift one view's pixels to 3D with a depth, project them into another
+view and sample that view's image there, and each view's nearest views. The multi-view geometry
+the init stage's plane-sweep stereo, the filters (photo consistency; confirming a residual by the
+other views' rendered depth), the robust-weights part, the repair stage's photo reprojection
+(recon/repair/photo_reprojection.py) and the stylize metrics' warp consistency share.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import torch
 
 from recon.gaussians import rgb_to_sh0
 from recon.repair.cameras import nearest_sources, orbit, pivot_of, pseudo_cameras
-from recon.repair.reproject import ReprojectConfig, ReprojectionRepairer
+from recon.repair.photo_reprojection import ReprojectConfig, ReprojectionRepairer
 from recon.stages.repair import rendered, sources_of
 from recon.train import OptimizeConfig, Trainer
 

@@ -29,7 +29,7 @@ from recon.io.images import write_png
 from recon.repair.cameras import nearest_sources, pseudo_cameras
 from recon.repair.difix import DifixConfig
 from recon.repair.diffusion import DiffusionConfig
-from recon.repair.reproject import ReprojectConfig, ReprojectionRepairer
+from recon.repair.photo_reprojection import ReprojectConfig, ReprojectionRepairer
 from recon.repair.views import RenderedView, Repairer, SourceView
 from recon.scene import Camera, Scene
 from recon.stages.optimize import Trained, refined_scene

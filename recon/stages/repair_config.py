@@ -12,7 +12,7 @@ from recon.errors import ReconError
 from recon.hub import locate
 from recon.repair.difix import DifixConfig
 from recon.repair.diffusion import NEVER_DOWNLOADS, DiffusionConfig
-from recon.repair.reproject import ReprojectConfig
+from recon.repair.photo_reprojection import ReprojectConfig
 
 Method = Literal["reproject", "img2img", "controlnet-tile", "difix"]
 # which settings section each method reads; another method's section set is refused, not ignored

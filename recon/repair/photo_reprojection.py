@@ -1,5 +1,5 @@
-"""The weights-free repairer: a pseudo view's target made of the training photos, reprojected
-through the splat's own depth.
+"""The weights-free repairer (`repair.method reproject`): a pseudo view's target made of the
+training photos, reprojected through the splat's own depth (the geometry is recon/reproject.py).
 
 Each pixel of the pseudo view is lifted to 3D with the splat's expected depth there and looked up
 in the nearest training photos. A photo counts only if it sees that point: inside its frame, in
