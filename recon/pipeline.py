@@ -37,7 +37,7 @@ from recon.stages.init import InitConfig, check_config as check_init, run_init
 from recon.stages.masks import run_masks
 from recon.stages.optimize import OptimizeConfig, Trained, refined_scene, run_optimize
 from recon.stages.filters import FiltersConfig, check_config as check_filters, run_filters, write_trust_maps
-from recon.stages.repair_config import RepairConfig, check_config as check_repair
+from recon.stages.repair import RepairConfig, check_config as check_repair, pass_through as repair_off, run_repair
 from recon.stages.poses import PosesConfig, run_poses
 from recon.stages.stylize import StylizeConfig, Stylized, check_config as check_stylize, run_stylize, style_key
 
@@ -116,8 +116,6 @@ def _optimize(ctx: Context, scene: Scene, init):
 
 
 def _repair(ctx: Context, trained, scene: Scene):
-    from recon.stages.repair import pass_through as repair_off, run_repair
-
     if not ctx.cfg.repair.enabled:
         return repair_off(trained, ctx.run_dir, ctx.obs)
     return run_repair(ctx.cfg.repair, ctx.cfg.optimize, trained, scene, ctx.run_dir, ctx.obs, ctx.device,

@@ -66,7 +66,7 @@ def test_the_packaged_model_runs_offline(offline, net):
 
 
 def test_neural_refit_is_consistent_where_per_view_2d_stylisation_flickers(offline, net):
-    from recon.stages.stylize_neural import neural_stylize
+    from recon.stages.stylize import neural_stylize
 
     g, cams = colored_blob(1000), ring_cameras(5, 80, 60)
     style = textured_style()
@@ -92,7 +92,7 @@ def test_neural_refit_is_consistent_where_per_view_2d_stylisation_flickers(offli
 
 
 def test_scale_refinement_moves_only_the_scales(net):
-    from recon.stages.stylize_neural import neural_stylize
+    from recon.stages.stylize import neural_stylize
 
     g, cams = colored_blob(300), ring_cameras(3, 64, 48)
     cfg = StylizeConfig(style_image="unused.png", method="neural",

