@@ -150,8 +150,8 @@ def main() -> None:
             f"- Machine: {platform.platform()}, {os.cpu_count()} CPU cores; load {os.getloadavg()[0]:.1f} at the end "
             "of this run (each row's date is its own)",
             "- Needles: Gaussians whose longest axis is over 10× the middle one; \"max/min\" counts flat discs too.",
-            f"- Picture of this run's rows, left to right, from the viewer's default framing: `{image.relative_to(ROOT)}`",
-            "", HEADER, *rows]))
+            "", HEADER, *rows, "",
+            f"![this run's rows, left to right, from the viewer's default framing]({image.relative_to(ROOT / 'docs')})"]))
 
 
 if __name__ == "__main__":
