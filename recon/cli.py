@@ -59,11 +59,18 @@ class Run:
     """Per-stage settings; defaults come from the preset."""
     preset_reason: tyro.conf.Suppress[Optional[str]] = None
     """How `auto` chose the preset (said at the start of the run)."""
+    preset_asked: tyro.conf.Suppress[Optional[str]] = None
+    """What --preset said (auto when it was not given), for run.json beside what it resolved to."""
 
     def main(self) -> None:
         from recon.events import Observers
         from recon.pipeline import run_pipeline
+        from recon.presets import resolve_preset
         from recon.progress import ConsoleProgress, RunLog
+
+        # self.preset is the resolved name, or "auto" when --preset auto was given: resolving it
+        # again (a name other than auto resolves to itself) gives the preset whose values loaded.
+        preset = {"asked": self.preset_asked or self.preset, "resolved": resolve_preset(self.preset, self.device)[0]}
 
         cfg = dataclasses.replace(self.config, device=self.device)
         if self.style is not None:
@@ -74,7 +81,7 @@ class Run:
         t0 = time.perf_counter()
         try:
             result = run_pipeline(cfg, self.out, obs, images=self.images, until=self.until, force=self.force,
-                                  announce=self.preset_reason)
+                                  announce=self.preset_reason, preset=preset)
             _print_summary(result, time.perf_counter() - t0)
             if server is not None and self.keep_viewer:
                 stylized = result.artifacts.get("stylize")
@@ -300,11 +307,13 @@ def main(argv: list[str] | None = None) -> int:
             # The preset's values become the defaults that flags override.
             fields = {f.name: f.default if f.default is not dataclasses.MISSING else tyro.MISSING
                       for f in dataclasses.fields(cls)}
-            preset, why = resolve_preset(_flag_from_argv(rest, "--preset", "auto"),
-                                         _flag_from_argv(rest, "--device", "auto"))
+            asked = _flag_from_argv(rest, "--preset", "auto")
+            preset, why = resolve_preset(asked, _flag_from_argv(rest, "--device", "auto"))
             fields["config"] = load_preset(preset)
             fields["preset"] = preset
             fields["preset_reason"] = why
+            if "preset_asked" in fields:  # recon run records it in run.json
+                fields["preset_asked"] = asked
             default = cls(**fields)
         command = _parse(cls, rest, f"recon {name}", default)
         command.main()

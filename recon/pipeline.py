@@ -178,10 +178,12 @@ def run_pipeline(
     until: str | None = None,
     force: str | None = None,
     announce: str | None = None,
+    preset: dict[str, str] | None = None,
 ) -> RunResult:
     """Run the graph on `images` (a folder) or on an already loaded `scene` (with a `scene_key`
     that identifies it for the cache, e.g. a protocol's split). `announce` is said, with the
-    time estimate, once the input has been read."""
+    time estimate, once the input has been read. `preset` ({"asked": "auto", "resolved": "fast"})
+    is recorded in run.json: the settings alone do not say which preset they came from."""
     for name in (until, force):
         if name is not None and name not in STAGE_NAMES:
             raise ReconError(f"unknown stage '{name}'; stages are: {', '.join(STAGE_NAMES)}")
@@ -209,7 +211,7 @@ def run_pipeline(
     artifacts: dict[str, Any] = {"source": scene}
     keys: dict[str, str] = {"source": scene_key or config_digest(scene.source)}
     seconds, cached = run_stages(GRAPH, ctx, store, artifacts, keys, until, t0)
-    write_run_json(run_dir, cfg, ctx.device, seconds, cached, artifacts, keys)
+    write_run_json(run_dir, cfg, ctx.device, seconds, cached, artifacts, keys, preset=preset)
     return RunResult(run_dir, artifacts, seconds, cached)
 
 
@@ -282,8 +284,10 @@ def _run_stage(stage: Stage, ctx: Context, inputs: list[Any]) -> Any:
 
 
 def write_run_json(run_dir: Path, cfg: RunConfig, device: str, seconds: dict, cached: dict,
-                   artifacts: dict, keys: dict[str, str], extra: dict[str, Any] | None = None) -> None:
-    """RUN/run.json: config, versions, seconds per stage, the stages' cache keys (`recon stylize`
+                   artifacts: dict, keys: dict[str, str], extra: dict[str, Any] | None = None,
+                   preset: dict[str, str] | None = None) -> None:
+    """RUN/run.json: the preset (what --preset asked and what it resolved to; null when the caller
+    named none), config, versions, seconds per stage, the stages' cache keys (`recon stylize`
     finds a run's optimisation by them), a summary, and `extra` fields."""
     import gsplat
 
@@ -310,6 +314,7 @@ def write_run_json(run_dir: Path, cfg: RunConfig, device: str, seconds: dict, ca
         "versions": {"torch": torch.__version__, "gsplat": gsplat.__version__, "python": platform.python_version()},
         "device": device,
         "machine": platform.platform(),
+        "preset": preset,
         "config": cfg,
         "stage_seconds": seconds,
         "stage_cached": cached,

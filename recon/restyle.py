@@ -119,5 +119,5 @@ def stylize_run(p: Plan, obs: Observer, out: Path | None = None) -> RunResult:
     seconds, cached = run_stages(GRAPH[STAGE_NAMES.index(FIRST):], ctx, ArtifactStore(out), artifacts, p.keys)
     config = {**p.data["config"], "stylize": p.cfg.stylize, "export": p.cfg.export, "device": p.cfg.device}
     write_run_json(out, p.cfg, ctx.device, seconds, cached, artifacts, p.keys,
-                   extra={"stylized_from": str(p.home), "config": config})
+                   extra={"stylized_from": str(p.home), "config": config}, preset=p.data.get("preset"))
     return RunResult(out, artifacts, seconds, cached)

@@ -52,6 +52,18 @@ def test_run_end_to_end_and_export(tmp_path, posed_folder, capsys):
     assert len(frames) == 4
 
 
+def test_run_json_names_the_preset_asked_and_what_it_resolved_to(tmp_path, posed_folder):
+    """run.json holds the resolved settings, and which preset they came from: a run of the default
+    `auto` says it ran `fast` (on the CPU), so the run can be reproduced from its folder."""
+    cheap = ["--images", str(posed_folder), "--device", "cpu", "--until", "poses"]
+    for flags, expected in (([], {"asked": "auto", "resolved": "fast"}),
+                            (["--preset", "auto"], {"asked": "auto", "resolved": "fast"}),
+                            (["--preset", "vanilla"], {"asked": "vanilla", "resolved": "vanilla"})):
+        out = tmp_path / "_".join(["run", *flags])
+        assert main(["run", *cheap, "--out", str(out), *flags]) == 0
+        assert json.loads((out / "run.json").read_text())["preset"] == expected, flags
+
+
 def test_until_stops_early(tmp_path, posed_folder):
     out = tmp_path / "run"
     assert main(["run", "--images", str(posed_folder), "--out", str(out), "--until", "init", *TINY]) == 0

@@ -94,6 +94,7 @@ def test_recon_run_with_style_then_stylize_the_run_into_another_folder(tmp_path,
     assert sorted((out / "cache").glob("optimize-*")) == optimised and not (out2 / "cache" / "optimize").exists()
     assert info["config"]["stylize"]["colour"]["map"] == "reinhard" and info["config"]["stylize"]["strength"] == 0.7
     assert info["stylized_from"] == str(out.resolve())
+    assert info["preset"] == {"asked": "fast", "resolved": "fast"}, "the splat's preset carries over"
     assert (out2 / "cameras.json").exists() and len(list((out2 / "renders").glob("*.png"))) == 4
     base = read_ply(out / "splat_unstyled.ply")
     assert torch.allclose(read_ply(out2 / "splat_unstyled.ply").sh0, base.sh0)
