@@ -101,9 +101,8 @@ def _poses(ctx: Context, scene: Scene) -> Scene:
 
 
 def _filters(ctx: Context, scene: Scene) -> Scene:
-    if not ctx.cfg.filters.enabled:
-        ctx.obs.log("filters: off (--config.filters.enabled to filter occluders, weather and haze), "
-                    "the photos pass through")
+    if ctx.cfg.filters.mode == "off":
+        ctx.obs.log("filters: off (--config.filters.mode auto runs the detectors), the photos pass through")
         return scene
     return run_filters(ctx.cfg.filters, scene, ctx.run_dir, ctx.obs, ctx.device)
 
@@ -129,7 +128,7 @@ GRAPH: list[Stage] = [
     Stage("masks", ("poses",), lambda ctx, s: run_masks(ctx.cfg.ingest.masks, s, ctx.run_dir, ctx.obs),
           "recon.stages.masks", passthrough=lambda cfg: cfg.ingest.masks == "none",
           key_extra=lambda cfg: cfg.ingest.masks, artifact=Scene),
-    Stage("filters", ("masks",), _filters, "recon.stages.filters", passthrough=lambda cfg: not cfg.filters.enabled,
+    Stage("filters", ("masks",), _filters, "recon.stages.filters", passthrough=lambda cfg: cfg.filters.mode == "off",
           artifact=Scene),
     Stage("init", ("filters",), lambda ctx, s: run_init(ctx.cfg.init, s, ctx.obs), "recon.stages.init",
           artifact=Gaussians),

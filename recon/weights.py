@@ -60,7 +60,7 @@ PACKAGED = [
 WEIGHTS_FREE = [
     ("poses", "SIFT (pycolmap) when the matcher's package is absent"),
     ("masks", "none: the dataset's mask files, or no masks"),
-    ("filters", "robust weights, rain streaks, haze (when --config.filters.enabled): no weights"),
+    ("filters", "robust weights, rain streaks, haze (when the filters' detectors find them, or --config.filters.mode on): no weights"),
     ("repair", "reproject (the default repairer when --config.repair.enabled): no weights"),
     ("stylize", "colour (the default method): no weights"),
     ("depth prior, point-map prior, learned matchers, person segmenter, diffusion repairers",

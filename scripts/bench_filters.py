@@ -37,7 +37,7 @@ def run_eval(args, data: Path, out: Path, filters: bool) -> dict:
     done = out / "results.json"
     if not done.exists():
         cmd = ["recon", "eval", "--protocol", args.protocol, "--data", str(data), "--views", str(args.views),
-               "--preset", args.preset, "--out", str(out)] + (["--config.filters.enabled"] if filters else [])
+               "--preset", args.preset, "--out", str(out)] + (["--config.filters.mode", "on"] if filters else [])
         print("$", " ".join(cmd), flush=True)
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True)
@@ -94,7 +94,7 @@ def section(args, rows) -> list[str]:
             f"- Command: `python scripts/bench_filters.py {' '.join(sys.argv[1:])}` — `recon eval --protocol "
             f"{args.protocol} --data {args.data} --views {args.views} --preset {args.preset}`, corrupted copies by "
             f"`scripts/corrupt.py --seed {args.seed}` (training views only; test views clean), filters on = "
-            "`--config.filters.enabled` with its defaults.",
+            "`--config.filters.mode on` with its defaults.",
             "- This corruption set is recon's own (scripts/corrupt.py), not the kept-apart set of the issue "
             "(22.23 → 16.72 dB there); the numbers are not comparable with that one.", "", *table(rows), ""]
 

@@ -53,8 +53,8 @@ def test_a_wrong_type_in_a_flag_is_one_line(tmp_path, posed, capsys):
 
 
 def test_settings_that_would_do_nothing_are_refused(tmp_path, posed, capsys):
-    for flags, names in ((["--config.filters.haze", "on"], ("filters.haze", "filters.enabled")),
-                         (["--config.filters.enabled", "--config.filters.no-transients",
+    for flags, names in ((["--config.filters.mode", "off", "--config.filters.haze", "on"], ("filters.haze", "filters.mode")),
+                         (["--config.filters.mode", "on", "--config.filters.no-transients",
                            "--config.filters.robust.k", "2"], ("filters.robust", "filters.transients"))):
         assert main(["run", "--images", str(posed), "--out", str(tmp_path / "o"), *TINY, *flags]) == 2
         line = error_line(capsys)

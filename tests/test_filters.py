@@ -47,7 +47,7 @@ def clean_scene(truth, n: int = 4):
 def train_with_filters(scene, init, steps: int = 80, **kw) -> Trainer:
     """A short fit from a jittered copy of the truth (so the splat explains the clean pixels
     early) with the filters stage's plan."""
-    cfg = FiltersConfig(enabled=True, weather="off", haze="off", **kw)
+    cfg = FiltersConfig(mode="on", weather="off", haze="off", **kw)
     filtered = run_filters(cfg, scene, "unused", Observer())
     opt = OptimizeConfig(steps=steps, backend="cpu", stream_every_s=1e9, checkpoint_every_s=0, ssim_lambda=0.0)
     opt.densify = dataclasses.replace(opt.densify, enabled=False)
@@ -128,7 +128,7 @@ def test_rain_streaks_get_no_trust_and_the_pictures_are_written(tmp_path, truth)
     img = scene.views[0].image.copy()
     img[streaks] = np.maximum(img[streaks], 0.95)
     scene.views[0] = dataclasses.replace(scene.views[0], image=img)
-    cfg = FiltersConfig(enabled=True, weather="on", haze="off", transients=False)
+    cfg = FiltersConfig(mode="on", weather="on", haze="off", transients=False)
     filtered = run_filters(cfg, scene, tmp_path, Observer())
     trust = filtered.meta["filters"].trust[0]
     assert trust is not None and np.mean(trust[streaks] < 0.5) >= 0.8
@@ -145,13 +145,14 @@ def test_rain_streaks_get_no_trust_and_the_pictures_are_written(tmp_path, truth)
 
 
 @pytest.mark.parametrize("cfg, setting", [
-    (FiltersConfig(haze="on"), "filters.haze"),
-    (FiltersConfig(appearance=True), "filters.appearance"),
-    (FiltersConfig(enabled=True, transients=False, robust=dataclasses.replace(FiltersConfig().robust, k=2.0)),
+    (FiltersConfig(mode="off", haze="on"), "filters.haze"),
+    (FiltersConfig(mode="off", appearance=True), "filters.appearance"),
+    (FiltersConfig(mode="on", occluder_share=0.02), "filters.occluder-share"),
+    (FiltersConfig(mode="on", transients=False, robust=dataclasses.replace(FiltersConfig().robust, k=2.0)),
      "filters.robust"),
-    (FiltersConfig(enabled=True, weather="off", rain=dataclasses.replace(FiltersConfig().rain, contrast=0.1)),
+    (FiltersConfig(mode="on", weather="off", rain=dataclasses.replace(FiltersConfig().rain, contrast=0.1)),
      "filters.rain"),
-    (FiltersConfig(enabled=True, haze="off", haze_fit=dataclasses.replace(FiltersConfig().haze_fit, lr=0.1)),
+    (FiltersConfig(mode="on", haze="off", haze_fit=dataclasses.replace(FiltersConfig().haze_fit, lr=0.1)),
      "filters.haze-fit"),
 ])
 def test_settings_that_would_do_nothing_are_refused(cfg, setting):
@@ -161,7 +162,7 @@ def test_settings_that_would_do_nothing_are_refused(cfg, setting):
 
 def test_settings_that_do_something_are_accepted():
     check_config(FiltersConfig())
-    check_config(FiltersConfig(enabled=True, haze="on", appearance=True,
+    check_config(FiltersConfig(mode="on", haze="on", appearance=True,
                                robust=dataclasses.replace(FiltersConfig().robust, k=2.0)))
 
 
@@ -171,9 +172,10 @@ def test_the_pipeline_runs_the_stage_draws_trust_maps_and_keys_the_cache_on_it(t
     from test_pipeline import Recorder, tiny_config
 
     cfg = tiny_config(20)
+    cfg.filters = FiltersConfig(mode="off")
     off = run_pipeline(cfg, tmp_path / "off", Recorder(), scene=scene, scene_key="s")
     assert "filters" not in off.artifacts["filters"].meta and not (tmp_path / "off" / "filters").exists()
-    cfg.filters = FiltersConfig(enabled=True)
+    cfg.filters = FiltersConfig(mode="on")
     rec = Recorder()
     on = run_pipeline(cfg, tmp_path / "on", rec, scene=scene, scene_key="s")
     assert on.artifacts["filters"].meta["filters"].robust is not None

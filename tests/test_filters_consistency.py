@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from recon.events import Observer
-from recon.filters.consistency import ConsistencyConfig, unexplained
+from recon.filters.consistency import ConsistencyConfig, interior_share, solid_mask, unexplained
 from recon.stages.filters import FiltersConfig, check_config, run_filters
 from recon.stages.init import depth_range
 
@@ -58,12 +58,16 @@ def test_the_stage_multiplies_it_into_the_trust_and_logs_it(truth):
         def log(self, message: str) -> None:
             lines.append(message)
 
-    cfg = FiltersConfig(enabled=True, weather="off", haze="off", transients=False, photo_consistency=True)
+    cfg = FiltersConfig(mode="on", weather="off", haze="off", transients=False, photo_consistency=True)
     check_config(cfg)
     plan = run_filters(cfg, scene, "unused", Log()).meta["filters"]
     near, far = depth_range(scene)
     expected = unexplained(scene, near, far, cfg.consistency)
-    for t, m in zip(plan.trust, expected):
+    for t, m in zip(plan.trust, expected):  # whole regions at 0 (solid), the rest at 1
+        np.testing.assert_array_equal(t, (~solid_mask(m, cfg.consistency)).astype(np.float32))
+    soft = run_filters(dataclasses.replace(cfg, consistency=ConsistencyConfig(solid=False)), scene, "unused",
+                       Observer()).meta["filters"]
+    for t, m in zip(soft.trust, expected):
         np.testing.assert_allclose(t, 1 - m, atol=1e-6)
     assert any("photo consistency" in line and "no other photo explains" in line for line in lines), lines
     off = run_filters(dataclasses.replace(cfg, photo_consistency=False), scene, "unused", Observer()).meta["filters"]
@@ -74,7 +78,7 @@ def test_its_settings_without_the_switch_are_refused():
     from recon.errors import ReconError
 
     with pytest.raises(ReconError, match="photo-consistency is off"):
-        check_config(FiltersConfig(enabled=True, photo_consistency=False, consistency=ConsistencyConfig(k=2.0)))
+        check_config(FiltersConfig(mode="on", photo_consistency=False, consistency=ConsistencyConfig(k=2.0)))
 
 
 def test_bad_sweep_settings_are_refused_and_neighbours_bound_the_views_used(truth):
@@ -83,7 +87,7 @@ def test_bad_sweep_settings_are_refused_and_neighbours_bound_the_views_used(trut
 
     for bad in (ConsistencyConfig(neighbours=0), ConsistencyConfig(patch=4)):
         with pytest.raises(ReconError, match="consistency"):
-            check_config(FiltersConfig(enabled=True, consistency=bad))
+            check_config(FiltersConfig(mode="on", consistency=bad))
     scene = clean_scene(truth)
     near, far = depth_range(scene)
     one = best_cost(scene, 0, near, far, ConsistencyConfig(neighbours=1))
@@ -94,3 +98,23 @@ def test_bad_sweep_settings_are_refused_and_neighbours_bound_the_views_used(trut
 
     assert int(torch.isfinite(every).sum()) > int(torch.isfinite(one).sum())
     assert float(every[torch.isfinite(every)].mean()) < float(one[torch.isfinite(one)].mean())
+
+
+def test_solid_mask_fills_an_outline_and_drops_speckle():
+    yy, xx = np.mgrid[0:80, 0:80]
+    r = np.hypot(yy - 40, xx - 40)
+    score = ((r > 14) & (r < 18)).astype(np.float32)  # the outline of a flat thing: only its edge mismatches
+    score[5, 5] = 1.0  # a lone glint
+    solid = solid_mask(score, ConsistencyConfig())
+    assert solid[r < 14].all(), "the inside of the outline is distrusted with it"
+    assert not solid[:10, :10].any(), "a lone pixel is noise, not an occluder"
+    assert not solid[r > 24].any(), "grown by a margin only"
+
+
+def test_interior_share_ignores_the_frame_edge_and_thin_lines():
+    score = np.zeros((100, 100), np.float32)
+    score[:, :20] = 1  # touches the frame's edge: where the other frames end
+    score[50, 30:90] = 1  # one pixel thin: a specular edge
+    assert interior_share(score) == 0.0
+    score[40:60, 40:60] = 1  # a compact blob inside the frame
+    assert interior_share(score) == pytest.approx(0.04, abs=0.005)

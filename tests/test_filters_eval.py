@@ -46,7 +46,7 @@ def test_eval_with_filters_on_puts_the_trust_row_in_the_contact_sheet(tmp_path):
 
     root = write_regnerf_dtu(tmp_path / "dtu", scans=(8,))
     heights = {}
-    for name, flags in (("off", []), ("on", ["--config.filters.enabled"])):
+    for name, flags in (("off", []), ("on", ["--config.filters.mode", "on"])):
         out = tmp_path / name
         assert main(["eval", "--protocol", "dtu", "--data", str(root), "--views", "3", "--out", str(out),
                      *TINY_FLAGS, *flags]) == 0

@@ -24,7 +24,7 @@ BETA, AIR = 0.22, np.array([0.8, 0.84, 0.9], np.float32)
 
 
 def fit(scene, init, steps: int, **filters) -> Trainer:
-    cfg = FiltersConfig(enabled=True, transients=False, weather="off", **filters)
+    cfg = FiltersConfig(mode="on", transients=False, weather="off", **filters)
     opt = OptimizeConfig(steps=steps, backend="cpu", stream_every_s=1e9, checkpoint_every_s=0, ssim_lambda=0.0)
     opt.densify = dataclasses.replace(opt.densify, enabled=False)
     trainer = Trainer(opt, run_filters(cfg, scene, "unused", Observer()), init, "cpu")
@@ -80,7 +80,7 @@ def test_fog_beta_is_recovered_and_left_out_of_the_splat(foggy):
 
 def test_clear_photos_get_no_haze_model_in_auto(foggy):
     clean, _, _ = foggy
-    filtered = run_filters(FiltersConfig(enabled=True, transients=False, weather="off"), clean, "unused", Observer())
+    filtered = run_filters(FiltersConfig(mode="on", transients=False, weather="off"), clean, "unused", Observer())
     assert filtered.meta["filters"].haze is None
 
 

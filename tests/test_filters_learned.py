@@ -65,7 +65,7 @@ def test_the_stage_multiplies_the_learned_trust_in_and_says_so(tiny_segmenter, t
         def log(self, message: str) -> None:
             lines.append(message)
 
-    cfg = FiltersConfig(enabled=True, weather="off", haze="off", photo_consistency=False,
+    cfg = FiltersConfig(mode="on", weather="off", haze="off", photo_consistency=False,
                         segmenter=SegmenterConfig(model=str(tiny_segmenter), classes=("car",), dilate=0))
     check_config(cfg)
     plan = run_filters(cfg, Scene(views), tmp_path, Log()).meta["filters"]
@@ -80,9 +80,9 @@ def test_the_stage_multiplies_the_learned_trust_in_and_says_so(tiny_segmenter, t
 
 def test_bad_models_and_classes_stop_in_one_line(tiny_segmenter, tmp_path):
     with pytest.raises(ReconError, match="not on this disk"):
-        check_config(FiltersConfig(enabled=True, segmenter=SegmenterConfig(model=str(tmp_path / "nothing"))))
+        check_config(FiltersConfig(mode="on", segmenter=SegmenterConfig(model=str(tmp_path / "nothing"))))
     with pytest.raises(ReconError, match="segmenter.model is off"):
-        check_config(FiltersConfig(enabled=True, segmenter=SegmenterConfig(classes=("person",), dilate=1)))
+        check_config(FiltersConfig(mode="on", segmenter=SegmenterConfig(classes=("person",), dilate=1)))
     with pytest.raises(ReconError, match="none of dog is a label.*wall"):
         SegmenterFilter(SegmenterConfig(model=str(tiny_segmenter), classes=("dog",)))
     (tmp_path / "empty").mkdir()

@@ -55,7 +55,8 @@ def test_full_run_writes_deliverables_and_improves(tmp_path, scene):
     g, log = result.artifacts["optimize"].gaussians, result.artifacts["optimize"].log
     assert log.psnr[-1] > log.psnr[0] + 1.0, "optimisation should raise training PSNR"
     assert rec.updates >= 2 and rec.metrics
-    assert any("filters: off" in m for m in rec.logs), "stages that are off say so in the log"
+    assert any("repair: off" in m for m in rec.logs), "stages that are off say so in the log"
+    assert any(m.startswith("filters auto:") for m in rec.logs), "the filters' detectors say what they found"
 
 
 def test_rerun_reuses_and_config_change_recomputes(tmp_path, scene):

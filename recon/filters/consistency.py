@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
 
 from recon.filters.robust import smoothstep
 from recon.init.plane_sweep import box_mean
@@ -48,6 +49,15 @@ class ConsistencyConfig:
     contrast_floor: float = 0.03
     """Added to a patch's contrast (grey standard deviation) before dividing by it: flat patches
     are judged by their colour difference over this."""
+    solid: bool = True
+    """Distrust whole regions, not speckle: the unexplained pixels (score > 0.3), closed, their
+    holes filled and grown by `grow` get trust 0 (`solid_mask`). A soft, gappy map lets an
+    occluder's colour leak in where its trust is 0.2–0.5 (fern with pasted occluders: smears of
+    the occluders' colour in the test views)."""
+    close: float = 0.012
+    """Gap bridged when closing the regions, as a fraction of the image's longest side."""
+    grow: float = 0.006
+    """Margin added around each region (its soft edge), as a fraction of the longest side."""
 
 
 def _small(cam: Camera, max_side: int) -> Camera:
@@ -114,3 +124,32 @@ def unexplained(scene: Scene, near: float, far: float, cfg: ConsistencyConfig) -
         full = F.interpolate(score[None, None], size=v.image.shape[:2], mode="bilinear", align_corners=False)[0, 0]
         out.append(full.clamp(0, 1).numpy().astype(np.float32))
     return out
+
+
+def solid_mask(score: np.ndarray, cfg: ConsistencyConfig, threshold: float = 0.3) -> np.ndarray:
+    """[H,W] bool: the regions of an `unexplained` score [H,W] an occluder covers: pixels above
+    `threshold`, opened (lone pixels are noise), closed across gaps of `cfg.close`, holes filled
+    (a pasted person's flat middle can match the scene at some depth while its outline cannot)
+    and grown by `cfg.grow`."""
+    side = max(score.shape)
+    cross = ndimage.generate_binary_structure(2, 1)
+    b = ndimage.binary_opening(score > threshold, cross)
+    r = max(1, round(cfg.close * side))
+    b = ndimage.binary_closing(np.pad(b, r), cross, iterations=r)[r:-r, r:-r]  # padded: no border effect
+    b = ndimage.binary_fill_holes(b)
+    return ndimage.binary_dilation(b, cross, iterations=max(1, round(cfg.grow * side)))
+
+
+def interior_share(score: np.ndarray, threshold: float = 0.5) -> float:
+    """Share of a view's pixels in regions no other photo explains (`unexplained` score [H,W]
+    above `threshold`), opened twice (specular glints and thin edges go) and not touching the
+    frame's edge (where the sweep's planes or the other frames end: clean DTU's table edge).
+    Measured on 3 views: clean fern ≤ 0.47%, clean DTU scan37 ≤ 0.68%; pasted people 1.2–9.4%."""
+    cross = ndimage.generate_binary_structure(2, 1)
+    b = ndimage.binary_opening(score > threshold, cross, iterations=2)
+    labels, n = ndimage.label(b)
+    if n == 0:
+        return 0.0
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    inner = b & ~np.isin(labels, edge[edge > 0])
+    return float(inner.mean())
