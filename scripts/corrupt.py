@@ -1,5 +1,5 @@
 """Corrupted copies of a posed benchmark scene: its training views get rain, snow, haze, lens drops
-or pasted occluders; its test views stay clean (issue 17's benchmark, scripts/bench_filters.py).
+or pasted occluders; its test views stay clean (scripts/bench_filters.py).
 
     python scripts/corrupt.py --protocol llff --data ../shared/data/llff_fern --views 3 \\
         --kind occluders --seed 0 --out /tmp/fern_occluders
@@ -17,7 +17,10 @@ same picture):
   occluders  people-like cut-outs (head, body, legs, arms) and solid shapes with a texture and
              shading, pasted into one training view (--occluder-views 1) or into every one at
              new places (--occluder-views all, the default)
-  mix        occluders + rain + drops together, as the kept-apart set of issue 17
+  people     standing people whose clothes are the scene itself (the photo shifted under each
+             silhouette), as when a crowd's colours match the place; photo consistency can
+             explain such texture at some depth, so this is the hard occluder case
+  mix        occluders + rain + drops together
 
 The copy is the whole dataset folder with every file of a training image rewritten (all its
 resolutions, e.g. LLFF's images/ and images_8/). OUT/corruption/NAME.png holds each corrupted
@@ -37,7 +40,7 @@ import numpy as np
 from scipy import ndimage
 
 ROOT = Path(__file__).resolve().parents[1]
-KINDS = ("rain", "snow", "haze", "drops", "occluders", "mix")
+KINDS = ("rain", "snow", "haze", "drops", "occluders", "people", "mix")
 KIND_ID = {k: i for i, k in enumerate(KINDS)}
 
 
@@ -213,6 +216,22 @@ def occluders(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np
     return out.astype(np.float32), mask.astype(np.float32)
 
 
+def people(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """2-4 standing people whose clothes are the scene itself: each silhouette is filled with the
+    photo shifted by a random offset and darkened a little, so the occluder's texture matches
+    other parts of the scene (the hard case: photo consistency can explain it at some depth)."""
+    H, W = img.shape[:2]
+    out, mask = img.copy(), np.zeros((H, W), bool)
+    for _ in range(int(rng.integers(2, 5))):
+        sil = _person((H, W), rng, rng.uniform([0.1 * W, 0.7 * H], [0.9 * W, 1.0 * H]), rng.uniform(0.3, 0.6) * H)
+        dy, dx = (rng.uniform(0.2, 0.8, 2) * (H, W)).astype(int)
+        fill = np.roll(img, (dy, dx), axis=(0, 1)) * rng.uniform(0.6, 0.9)
+        soft = ndimage.gaussian_filter(sil.astype(np.float32), 0.7 * W / 500)[..., None]
+        out = out * (1 - soft) + fill * soft
+        mask |= sil
+    return out.astype(np.float32), mask.astype(np.float32)
+
+
 def corrupt_view(kind: str, img: np.ndarray, seed: int, view: int, depth: np.ndarray | None = None,
                  occlude: bool = True) -> tuple[np.ndarray, np.ndarray, dict]:
     """(corrupted image [H,W,3], corruption mask [H,W] in [0,1], facts) of one training view."""
@@ -230,6 +249,8 @@ def corrupt_view(kind: str, img: np.ndarray, seed: int, view: int, depth: np.nda
         out, mask = drops(img, scene_rng)
     elif kind == "occluders":
         out, mask = occluders(img, _rng(seed, kind, view)) if occlude else (img, np.zeros(img.shape[:2], np.float32))
+    elif kind == "people":
+        out, mask = people(img, _rng(seed, kind, view)) if occlude else (img, np.zeros(img.shape[:2], np.float32))
     elif kind == "mix":
         out, m1 = occluders(img, _rng(seed, kind, view)) if occlude else (img, np.zeros(img.shape[:2], np.float32))
         out, m2 = rain(out, _rng(seed, kind, view + 5000), _rng(seed, "rain", 10_000))
