@@ -18,6 +18,7 @@ Every setting is honoured or refused (`check_config`): none is accepted and igno
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -30,6 +31,7 @@ from recon.hub import locate
 from recon.events import Observer
 from recon.filters.consistency import ConsistencyConfig, interior_share, solid_mask, unexplained
 from recon.filters.haze import estimate_haze, start_beta
+from recon.filters.people import PeopleConfig, people_trust
 from recon.filters.learned import LearnedFilter, SegmenterConfig, SegmenterFilter
 from recon.filters.weather import WeatherConfig, detect_weather
 from recon.scene import Scene
@@ -65,6 +67,12 @@ class FiltersConfig:
     haze: Mode = "auto"
     """Learn an atmosphere (airlight, β; t = exp(−β·depth)) with the splat and leave it out of
     the output: auto = when the photos' dark channel says hazy."""
+    people: Literal["off", "on"] = "off"
+    """on: the people OpenCV's built-in pedestrian detector finds, cut out by GrabCut, get trust 0
+    (recon/filters/people.py). Off by default: on tourist photos it also takes spires and statues
+    for people and finds few of a crowd (docs/benchmarks.md)."""
+    people_fit: PeopleConfig = field(default_factory=PeopleConfig)
+    """The detector's score threshold, enlargement and GrabCut rounds (with `people on`)."""
     appearance: bool = False
     """A per-photo colour map (exposure, white balance) learned in training, left out of the splat."""
     robust: RobustConfig = field(default_factory=RobustConfig)
@@ -86,6 +94,7 @@ class FiltersConfig:
 _NEEDS = {"robust": ("transients", lambda c: c.transients), "rain": ("weather", lambda c: c.weather != "off"),
           "haze_fit": ("haze", lambda c: c.haze != "off"), "appearance_fit": ("appearance", lambda c: c.appearance),
           "segmenter": ("segmenter.model", lambda c: c.segmenter.model is not None),
+          "people_fit": ("people", lambda c: c.people == "on"),
           "consistency": ("photo-consistency", lambda c: c.photo_consistency)}
 
 
@@ -106,6 +115,9 @@ def check_config(cfg: FiltersConfig) -> None:
                              "this setting would do nothing")
     if cfg.consistency.neighbours < 1 or cfg.consistency.patch < 1 or cfg.consistency.patch % 2 == 0:
         raise ReconError("--config.filters.consistency: neighbours must be ≥ 1 and patch a positive odd number")
+    if cfg.mode != "off" and cfg.people == "on" and importlib.util.find_spec("cv2") is None:
+        raise ReconError("--config.filters.people on: needs OpenCV, which is not installed (pip install "
+                         "'recon[learned]')")
     if cfg.mode != "off" and cfg.segmenter.model is not None and locate(cfg.segmenter.model) is None:
         # Before the run starts, not after its poses: a model that is not here stops it in one line.
         raise ReconError("--config.filters.segmenter.model: not on this disk (a local folder or a hub id in the "
@@ -194,11 +206,24 @@ def _learned_trust(learned: LearnedFilter, scene: Scene, trust: list[np.ndarray 
     return out
 
 
+def _people_trust(cfg: PeopleConfig, scene: Scene, trust: list[np.ndarray | None],
+                  obs: Observer) -> tuple[list[np.ndarray | None], int]:
+    """(`trust` × each view's people map, how many people were found), with a log line."""
+    t0 = time.perf_counter()
+    maps, counts = zip(*(people_trust(v.image, cfg) for v in scene.views))
+    said = ", ".join(f"{v.name} {n}" for v, n in zip(scene.views, counts))
+    obs.log(f"filters: people (OpenCV's pedestrian detector + GrabCut, {time.perf_counter() - t0:.1f} s): {said}")
+    out = [t if n == 0 else (m if t is None else t * m) for t, m, n in zip(trust, maps, counts)]  # None: nobody found
+    return out, sum(counts)
+
+
 def _full_plan(cfg: FiltersConfig, scene: Scene, obs: Observer, device: str) -> FilterPlan:
     """mode on: every part the settings switch on, whatever the detectors find."""
     trust = _weather_trust(cfg, scene, obs)
     if cfg.photo_consistency and (maps := _unexplained(cfg.consistency, scene, obs)) is not None:
         trust = _times(trust, _consistency_trust(cfg.consistency, maps))
+    if cfg.people == "on":
+        trust = _people_trust(cfg.people_fit, scene, trust, obs)[0]
     if cfg.segmenter.model is not None:
         trust = _learned_trust(SegmenterFilter(cfg.segmenter, device), scene, trust, obs)
     elif cfg.transients or cfg.photo_consistency:
@@ -226,6 +251,10 @@ def _auto_plan(cfg: FiltersConfig, scene: Scene, obs: Observer, device: str) -> 
         else:
             obs.log(f"filters auto: no occluders (largest unexplained region share {100 * shares[worst]:.2f}% in "
                     f"{scene.views[worst].name}, below {100 * cfg.occluder_share:g}%)")
+    if cfg.people == "on":
+        trust, people = _people_trust(cfg.people_fit, scene, trust, obs)
+        if people:
+            found.append(f"{people} people")
     if cfg.segmenter.model is not None:
         trust = _learned_trust(SegmenterFilter(cfg.segmenter, device), scene, trust, obs)
         found.append(f"the segmenter's classes ({', '.join(cfg.segmenter.classes)})")
