@@ -1,17 +1,16 @@
-"""The filters stage's benchmark (issue 17): `recon eval` on a scene's few training views, clean and
-corrupted (scripts/corrupt.py, test views kept clean), with the filters off and on.
+"""The filters' benchmark: `recon eval` on a scene's few training views, clean and corrupted
+(scripts/corrupt.py, test views kept clean), with the filters off, auto (the default) and on.
 
-    python scripts/bench_filters.py                       # LLFF fern, 3 views, fast preset, kind mix
-    python scripts/bench_filters.py --kinds mix occluders --work /tmp/bench_filters
-    python scripts/bench_filters.py --protocol dtu --data ../shared/data/dtu_scan37 \
-        --kinds rain snow haze drops occluders         # one table per scene, a row pair per corruption
+    python scripts/bench_filters.py                        # fern and DTU scan37, every corruption
+    python scripts/bench_filters.py --scene llff:../shared/data/llff_fern --kinds people mix
+    python scripts/bench_filters.py --scene holdout:../shared/data/lund_door:4 --kinds   # clean only
 
-Conditions: clean / filters off (the reference), clean / filters on (what the filters cost on
-clean photos), KIND / filters off (what the corruption costs), KIND / filters on (what the
-filters win back). A condition whose results.json is already in --work is read, not rerun (the
-corrupted copies are remade: they are deterministic in --seed). Prints a table (PSNR, SSIM,
-seconds of the whole eval) and appends it, dated, with the machine and the command, to
-docs/benchmarks.md unless --no-append.
+Each scene gets a row for its clean photos and one per corruption kind, with the protocol's PSNR
+(DTU: inside its object masks, as published) for filters off / auto / on, what auto switched on
+(read from the run's log) and each eval's seconds. A condition whose results.json is already in
+--work is read, not rerun (the corrupted copies are deterministic in --seed). The table is printed
+and its rows replace the same (scene, photos) rows in docs/benchmarks.md's `filters` section
+(scripts/bench_doc.py), unless --no-docs.
 """
 
 from __future__ import annotations
@@ -29,94 +28,111 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from corrupt import corrupt_dataset  # noqa: E402
+from corrupt import KINDS, corrupt_dataset  # noqa: E402
+
+MODES = ("off", "auto", "on")
+SCENES = ("llff:../shared/data/llff_fern", "dtu:../shared/data/dtu_scan37")
+HEADER = ("| scene | photos | off | auto | on | auto − clean off | auto switched on | eval s off / auto / on | date |\n"
+          "| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 
 
-def run_eval(args, data: Path, out: Path, filters: bool) -> dict:
-    """One `recon eval` (skipped when out/results.json exists) → its scene's row + wall seconds."""
+def run_eval(args, protocol: str, views: int, data: Path, out: Path, mode: str) -> dict:
+    """One `recon eval` (skipped when out/results.json exists) → its scene's row, with what the
+    filters' auto mode switched on."""
     done = out / "results.json"
     if not done.exists():
-        cmd = ["recon", "eval", "--protocol", args.protocol, "--data", str(data), "--views", str(args.views),
-               "--preset", args.preset, "--out", str(out)] + (["--config.filters.mode", "on"] if filters else [])
+        cmd = ["recon", "eval", "--protocol", protocol, "--data", str(data), "--views", str(views),
+               "--preset", args.preset, "--out", str(out), "--config.filters.mode", mode]
         print("$", " ".join(cmd), flush=True)
-        t0 = time.perf_counter()
         subprocess.run(cmd, check=True)
-        (out / "wall_seconds.txt").write_text(f"{time.perf_counter() - t0:.1f}\n")
-    res = json.loads(done.read_text())
-    row = dict(next(iter(res["scenes"].values())))
-    wall = out / "wall_seconds.txt"
-    row["wall"] = float(wall.read_text()) if wall.exists() else None
-    run = next(out.glob("*/run/run.json"), None)  # the eval job's run folder: seconds per stage
-    row["stage_seconds"] = json.loads(run.read_text())["stage_seconds"] if run is not None else {}
+    row = dict(next(iter(json.loads(done.read_text())["scenes"].values())))
+    log = next(out.glob("*/eval.log"), None)
+    row["switched"] = switched(log.read_text() if log else "")
     return row
 
 
-def measure(args) -> list[tuple[str, str, dict]]:
-    """Rows (photos, filters, result) in the order run: the filter-free reference first, whose
-    splat gives haze its depth (scripts/corrupt.py --depth-from)."""
-    name = args.data.resolve().name
-    ref = run_eval(args, args.data, args.work / "clean_off", False)
-    rows = [("clean", "off", ref)]
+def switched(log: str) -> str:
+    """What the filters' auto mode switched on, from a run's log ("–" when it did not run)."""
+    for line in log.splitlines():
+        if "filters auto: nothing to filter" in line:
+            return "nothing"
+        if "filters auto: found" in line and "switched on: " in line:
+            return line.split("switched on: ", 1)[1].strip()
+    return "–"
+
+
+def measure(args, spec: str) -> tuple[str, list[tuple[str, dict[str, dict]]]]:
+    """(scene name, [(photos, {mode: row})]) for one PROTOCOL:PATH[:VIEWS], the clean photos first
+    (their filters-off splat gives haze its depth: scripts/corrupt.py --depth-from)."""
+    protocol, path, *rest = spec.split(":")
+    views = int(rest[0]) if rest else args.views
+    data = (ROOT / path).resolve() if not Path(path).is_absolute() else Path(path)
+    name = data.name
+    work = args.work / name
+    clean = {m: run_eval(args, protocol, views, data, work / f"clean_{m}", m) for m in MODES}
+    rows = [("clean", clean)]
     for kind in args.kinds:
-        data = args.work / f"data_{kind}" / name  # the scene's own name, so results are named alike
-        depth_from = next((args.work / "clean_off").glob("*/run/splat.ply")) if kind == "haze" else None
-        corrupt_dataset(args.protocol, args.data, args.views, kind, args.seed, data, depth_from=depth_from)
-        rows += [(kind, "on" if f else "off", run_eval(args, data, args.work / f"{kind}_{'on' if f else 'off'}", f))
-                 for f in (False, True)]
-    return rows + [("clean", "on", run_eval(args, args.data, args.work / "clean_on", True))]
+        copy = work / f"data_{kind}" / name  # the scene's own name, so results are named alike
+        depth_from = next((work / "clean_off").glob("*/run/splat.ply")) if kind == "haze" else None
+        corrupt_dataset(protocol, data, views, kind, args.seed, copy, depth_from=depth_from)
+        rows.append((kind, {m: run_eval(args, protocol, views, copy, work / f"{kind}_{m}", m) for m in MODES}))
+    return f"{name} ({views} views)", rows
 
 
-def metric(r: dict) -> str:
+def metric(r: dict) -> float:
     """The protocol's PSNR: masked for DTU (its test views are scored inside the object masks)."""
-    return "psnr_masked" if r.get("psnr_masked") is not None else "psnr"
+    return r["psnr_masked"] if r.get("psnr_masked") is not None else r["psnr"]
 
 
-def table(rows: list[tuple[str, str, dict]]) -> list[str]:
-    ref = next(r for k, f, r in rows if k == "clean" and f == "off")
-    key = metric(ref)
-    lines = [f"| photos | filters | {'masked PSNR' if key == 'psnr_masked' else 'PSNR'} | SSIM | Δ vs clean/off | "
-             "Δ on − off | optimize s | eval s |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    off = {k: r for k, f, r in rows if f == "off"}
-    for kind, filters, r in rows:
-        opt = r["stage_seconds"].get("optimize")
-        gain = f"{r[key] - off[kind][key]:+.2f}" if filters == "on" else ""
-        lines.append(f"| {kind} | {filters} | {r[key]:.2f} | {r['ssim']:.3f} | {r[key] - ref[key]:+.2f} | {gain} | "
-                     f"{'—' if opt is None else f'{opt:.0f}'} | {r['seconds']:.0f} |")
-    return lines
+def table_lines(scene: str, rows: list[tuple[str, dict[str, dict]]]) -> list[str]:
+    ref = metric(rows[0][1]["off"])
+    today = date.today().isoformat()
+    out = []
+    for photos, by_mode in rows:
+        psnr = " | ".join(f"{metric(by_mode[m]):.2f}" for m in MODES)
+        secs = " / ".join(f"{by_mode[m]['seconds']:.0f}" for m in MODES)
+        out.append(f"| {scene} | {photos} | {psnr} | {metric(by_mode['auto']) - ref:+.2f} | "
+                   f"{by_mode['auto']['switched']} | {secs} | {today} |")
+    return out
 
 
-def section(args, rows) -> list[str]:
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return [f"\n## Filters (issue 17) — {date.today().isoformat()}\n",
-            f"- Machine: {platform.platform()}, {os.cpu_count()} CPU cores, CPU only; load average {load:.1f} "
-            "at the end (other jobs shared the cores, so seconds are wall times under load).",
-            f"- Command: `python scripts/bench_filters.py {' '.join(sys.argv[1:])}` — `recon eval --protocol "
-            f"{args.protocol} --data {args.data} --views {args.views} --preset {args.preset}`, corrupted copies by "
-            f"`scripts/corrupt.py --seed {args.seed}` (training views only; test views clean), filters on = "
-            "`--config.filters.mode on` with its defaults.",
-            "- This corruption set is recon's own (scripts/corrupt.py), not the kept-apart set of the issue "
-            "(22.23 → 16.72 dB there); the numbers are not comparable with that one.", "", *table(rows), ""]
+def section(rows: list[str]) -> str:
+    return "\n".join([
+        "## Filters", "",
+        "- Command: `python scripts/bench_filters.py` (LLFF fern and DTU scan37, 3 views, every kind of "
+        "`scripts/corrupt.py`) and `--scene holdout:../shared/data/lund_door:4 --kinds` (clean only): "
+        "`recon eval --preset fast --config.filters.mode off|auto|on` on copies whose training views are "
+        "corrupted (`scripts/corrupt.py --seed 0`; test views clean; haze by the depth of the clean run's "
+        "splat). PSNR of the test views; DTU's inside its object masks, trained on full photos (its "
+        "published protocol).",
+        f"- Machine: {platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores, CPU only; each row's "
+        "date is its own.",
+        "- The corruptions are recon's own, not the kept-apart set the targets also name.", "",
+        HEADER, *rows])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--protocol", default="llff")
-    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "llff_fern")
+    ap.add_argument("--scene", action="append", help="PROTOCOL:PATH[:VIEWS], repeatable (default: fern and DTU scan37)")
     ap.add_argument("--views", type=int, default=3)
     ap.add_argument("--preset", default="fast")
-    ap.add_argument("--kinds", nargs="+", default=["mix"], help="scripts/corrupt.py kinds (haze: its depth from the clean run's splat)")
+    ap.add_argument("--kinds", nargs="*", default=list(KINDS), choices=KINDS,
+                    help="scripts/corrupt.py kinds (none: the clean photos only)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", type=Path, default=Path("/tmp/bench_filters"))
-    ap.add_argument("--no-append", action="store_true", help="print the table, do not touch docs/benchmarks.md")
+    ap.add_argument("--no-docs", action="store_true", help="print the table, leave docs/benchmarks.md alone")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    rows = measure(args)
-    lines = section(args, rows)
-    print("\n".join(lines))
-    if not args.no_append:
-        with open(ROOT / "docs" / "benchmarks.md", "a") as f:
-            f.write("\n".join(lines) + "\n")
+    t0 = time.perf_counter()
+    lines = []
+    for spec in args.scene or SCENES:
+        lines += table_lines(*measure(args, spec))
+    print(HEADER, *lines, f"({time.perf_counter() - t0:.0f} s)", sep="\n")
+    if not args.no_docs:
+        from bench_doc import merge_rows, read_section, replace_section, table_rows
+
+        old = table_rows(read_section("filters"), HEADER)
+        replace_section("filters", section(merge_rows(old, lines, key=(0, 1))))
 
 
 if __name__ == "__main__":
