@@ -7,7 +7,7 @@ import warnings
 # spinning took 17x the projection's time in scripts/bench_raster.py. But threads that sleep at
 # once pay a wake-up at every one of a step's ~200 parallel regions: a short spin before sleeping
 # (GOMP_SPINCOUNT, which libgomp honours with PASSIVE) made the fast preset's optimise stage
-# 1.2-1.3x faster on 2 cores (docs/benchmarks.md, issue 13). Both must be set before torch loads
+# 1.2-1.3x faster on 2 cores (docs/experiments.md, Speed). Both must be set before torch loads
 # its OpenMP runtime, hence here. A user's own settings win.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("GOMP_SPINCOUNT", "30000")

@@ -1,7 +1,7 @@
 """A rough estimate of a run's time on this machine, said at the start of `recon run`.
 
 A linear model per stage, fitted to this project's measurements on a 2-core x86-64 CPU
-(docs/benchmarks.md, "time estimate"); the GPU figures are gsplat's own (its 2,000-step fit of
+(docs/experiments.md, Speed); the GPU figures are gsplat's own (its 2,000-step fit of
 50k Gaussians to 3 views at 400×300 took 4.6 s on an H200) and recon's CUDA path is untested.
 """
 

@@ -3,7 +3,7 @@
 `losses.photometric_loss` is 10 torch ops forward (separable Gaussian blurs as grouped conv2d)
 and their backward through autograd: on OpenSplat's fox setup (270×480, 2 cores) about 12 ms
 forward and as much again backward, most of it torch's depthwise convolution and the OpenMP
-barriers of ~40 small ops (issue 26). Here the five blurred maps (μx, μy, E[x²], E[y²], E[xy])
+barriers of ~40 small ops. Here the five blurred maps (μx, μy, E[x²], E[y²], E[xy])
 come from one horizontal and one vertical pass, the SSIM map and its derivatives from the same
 vertical pass, and the gradient from three transposed blurs; the gradient is computed with the
 loss (training always asks for it) and handed to autograd.

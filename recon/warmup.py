@@ -2,10 +2,10 @@
 
 numba compiles the kernels on their first call and caches the machine code on disk (cache=True),
 so only the first run of an install (a new venv, a CI run) pays for it: 9-10 s on 2 cores after
-issue 26 (serial kernels instead of parfors; it was 30-50 s). `recon run` starts this module as a
+the serial kernels (instead of parfors; it was 30-50 s). `recon run` starts this module as a
 child process when ingest begins (`start`), so the compilation runs while ingest and poses do
 and says so; the first kernel call of the run waits for the child (`wait`) and then loads the
-cache instead of compiling again. Measured choices (docs/benchmarks.md, issue 26): a thread in
+cache instead of compiling again. Measured choices (docs/experiments.md, Speed): a thread in
 the same process would hold the GIL through numba's Python-heavy typing passes; numba's cache
 prepared at install needs numba and torch in pip's isolated build environment, and a C++
 extension a compiler at install time.

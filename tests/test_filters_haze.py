@@ -63,7 +63,7 @@ def foggy():
 def test_fog_beta_is_recovered_and_left_out_of_the_splat(foggy):
     clean, hazy, truth = foggy
     # The learning itself, at a rate that moves the atmosphere within 150 steps (the default is
-    # slow on purpose: on real scenes a fast one let the splat soak the haze up; docs/benchmarks.md).
+    # slow on purpose: on real scenes a fast one let the splat soak the haze up; docs/experiments.md).
     with_haze = fit(hazy, jittered(truth), 150, haze="on", haze_fit=HazeConfig(lr=0.02))
     part = next(p for p in with_haze.parts if isinstance(p, Haze))
     assert abs(part.beta - BETA) <= 0.2 * BETA, f"β {part.beta:.3f} against {BETA}"

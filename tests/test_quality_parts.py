@@ -1,7 +1,7 @@
 """The few-view parts of issue 15 that stayed, each on a small synthetic case: opacity decay follows
 its schedule, the anisotropy term pulls needles in. (DropGaussian, binocular consistency,
 DropoutGS's consistency term and the dark-background alpha term lost on DTU and fern and were
-removed: docs/benchmarks.md.)"""
+removed: docs/experiments.md.)"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Learned filters: a model on disk says which pixels of a photo not to trust (issue 17, item 2).
+"""Learned filters: a model on disk says which pixels of a photo not to trust.
 
 One small interface, `LearnedFilter.trust(image) -> [H,W]` (1 = trusted, 0 = not), so a person
 segmenter today and, say, a derain or lens-drop network later plug into the filters stage the

@@ -9,7 +9,7 @@ cannot carve concavities, and its voxels are coarse). GrabCut (OpenCV's graph cu
 models) then cuts each photo along its own edges, started from that silhouette (probable
 foreground; certain where the network is also sure) and the band around it (probable
 background). Measured: raw u2netp 0.62 mean IoU over DTU scan37's 49 views, refined 0.92; lego
-0.92 → 0.94 (docs/benchmarks.md, issue 14).
+0.92 → 0.94 (docs/experiments.md, Masks).
 """
 
 from __future__ import annotations

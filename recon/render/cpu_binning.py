@@ -5,7 +5,7 @@ radius box touches and its ellipse reaches (`tile_touched`), and each tile's lis
 back (stable on equal depths). Serial `nogil` kernels: the one costly pass, the touched flags,
 runs over chunks of Gaussians on the cpu backend's threads (cpu.bin_gaussians); the per-tile
 lists come out sorted from one counting pass and one filling pass over the Gaussians in depth
-order (issue 26: the earlier per-tile-row scan of every visible Gaussian cost 5 ms a fox step).
+order (the earlier per-tile-row scan of every visible Gaussian cost 5 ms a fox step).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ tile's list in reverse from there, recovering T by division (as gsplat does), so
 tile: no write races, and sums that do not depend on the thread count) and summed per Gaussian
 afterwards (`scatter_isects`).
 
-Threads (issue 26): the kernels are plain serial `nogil` functions over a range of tiles, run on
+Threads: the kernels are plain serial `nogil` functions over a range of tiles, run on
 `numba.get_num_threads()` Python threads (`run_chunks`), not `parallel=True` kernels: numba's
 parfor compilation took 4-6 s per kernel on the first run (a fresh install's first render
 compiled for ~30 s), serial kernels ~1 s, and the work split is the same static one.

@@ -3,7 +3,7 @@
 A tile's per-pixel state lives in one flat buffer S of `TILE * TILE`-long rows (T, the four
 channel sums, ...; the row offsets below), and each function here handles one Gaussian over the
 16 pixels of one tile row, a loop of constant trip count 16 that LLVM turns into a single
-16-wide (AVX-512) or two 8-wide (AVX2) vector passes. Why this shape (issue 26):
+16-wide (AVX-512) or two 8-wide (AVX2) vector passes. Why this shape:
   - every access is S[constant + base + q] off one pointer, so LLVM needs no run-time alias
     checks (the earlier per-Gaussian loop over [jlo, jhi) of nine separate arrays spent ~300
     instructions per call on them, as much as the arithmetic of a typical Gaussian);

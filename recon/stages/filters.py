@@ -60,7 +60,7 @@ class FiltersConfig:
     photo_consistency: bool = True
     """Before training: pixels that no other photo shows at any depth along their ray (a person
     in one photo) get low trust (recon/filters/consistency.py). Measured: fern with pasted
-    occluders 19.04 → 20.78 dB, clean fern −0.06, clean DTU −0.17 (docs/benchmarks.md)."""
+    occluders 19.04 → 20.78 dB, clean fern −0.06, clean DTU −0.17 (docs/experiments.md)."""
     weather: Mode = "auto"
     """Rain streaks (and, with on, snow flakes) get trust 0: auto = rain streaks in the photos
     where they are detected; on = every streak and flake the detector finds."""
@@ -70,7 +70,7 @@ class FiltersConfig:
     people: Literal["off", "on"] = "off"
     """on: the people OpenCV's built-in pedestrian detector finds, cut out by GrabCut, get trust 0
     (recon/filters/people.py). Off by default: on tourist photos it also takes spires and statues
-    for people and finds few of a crowd (docs/benchmarks.md)."""
+    for people and finds few of a crowd (docs/benchmarks.md, Filters on tourist photos)."""
     people_fit: PeopleConfig = field(default_factory=PeopleConfig)
     """The detector's score threshold, enlargement and GrabCut rounds (with `people on`)."""
     appearance: bool = False

