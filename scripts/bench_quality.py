@@ -195,7 +195,7 @@ def run_library(data: Path, train: list[int], test: list[int], masked: bool, pre
     cfg.device = device
     if before:
         cfg.optimize.regularize.opacity_decay.factor, cfg.optimize.regularize.anisotropy.weight = 1.0, 0.0
-        cfg.init.stereo.fill_stride = 0
+        cfg.init.stereo.fill_stride, cfg.init.stereo.fill_farthest = 0, 0.0  # fill_farthest needs the fill
     cfg.repair.enabled = repair
     t0, c0 = time.perf_counter(), time.process_time()
     result = run_pipeline(cfg, out, Observer(), scene=training_scene(scene.subset(train), "none"),
