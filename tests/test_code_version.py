@@ -46,4 +46,5 @@ def test_a_stage_key_changes_with_its_code(monkeypatch):
     monkeypatch.setattr(pipeline, "code_digest", lambda module: "changed")
     assert pipeline.stage_key(stage, cfg, "cpu", ["abc"]) != key
     passthrough = next(s for s in pipeline.GRAPH if s.name == "filters")
-    assert pipeline.stage_key(passthrough, cfg, "cpu", ["abc"]) == "abc", "not-built stages hand their key on"
+    cfg.filters.mode = "off"
+    assert pipeline.stage_key(passthrough, cfg, "cpu", ["abc"]) == "abc", "stages that are off hand their key on"
