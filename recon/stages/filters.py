@@ -181,9 +181,9 @@ def _unexplained(cfg: ConsistencyConfig, scene: Scene, obs: Observer) -> list[np
     return maps
 
 
-def _times(trust: list[np.ndarray | None], maps: list[np.ndarray]) -> list[np.ndarray | None]:
-    """`trust` × each view's map (None = 1)."""
-    return [m if t is None else t * m for t, m in zip(trust, maps)]
+def _times(trust: list[np.ndarray | None], maps: list[np.ndarray | None]) -> list[np.ndarray | None]:
+    """`trust` × each view's map, None meaning 1 on either side."""
+    return [t if m is None else m if t is None else t * m for t, m in zip(trust, maps)]
 
 
 def _consistency_trust(cfg: ConsistencyConfig, maps: list[np.ndarray]) -> list[np.ndarray]:
@@ -197,13 +197,10 @@ def _consistency_trust(cfg: ConsistencyConfig, maps: list[np.ndarray]) -> list[n
 def _learned_trust(learned: LearnedFilter, scene: Scene, trust: list[np.ndarray | None],
                    obs: Observer) -> list[np.ndarray | None]:
     """`trust` × the learned filter's map in each view, and a log line saying that it ran."""
-    out, said = [], []
-    for v, t in zip(scene.views, trust):
-        m = learned.trust(v.image)
-        out.append(m if t is None else t * m)
-        said.append(f"{v.name} {100 * np.mean(m < 0.5):.1f}%")
-    obs.log(f"filters: learned filter ran: {learned.name}: distrusted {', '.join(said)}")
-    return out
+    maps = [learned.trust(v.image) for v in scene.views]
+    said = ", ".join(f"{v.name} {100 * np.mean(m < 0.5):.1f}%" for v, m in zip(scene.views, maps))
+    obs.log(f"filters: learned filter ran: {learned.name}: distrusted {said}")
+    return _times(trust, maps)
 
 
 def _people_trust(cfg: PeopleConfig, scene: Scene, trust: list[np.ndarray | None],
@@ -213,8 +210,7 @@ def _people_trust(cfg: PeopleConfig, scene: Scene, trust: list[np.ndarray | None
     maps, counts = zip(*(people_trust(v.image, cfg) for v in scene.views))
     said = ", ".join(f"{v.name} {n}" for v, n in zip(scene.views, counts))
     obs.log(f"filters: people (OpenCV's pedestrian detector + GrabCut, {time.perf_counter() - t0:.1f} s): {said}")
-    out = [t if n == 0 else (m if t is None else t * m) for t, m, n in zip(trust, maps, counts)]  # None: nobody found
-    return out, sum(counts)
+    return _times(trust, [None if n == 0 else m for m, n in zip(maps, counts)]), sum(counts)  # nobody found: no map
 
 
 def _full_plan(cfg: FiltersConfig, scene: Scene, obs: Observer, device: str) -> FilterPlan:
